@@ -1,0 +1,143 @@
+/**
+ * The result of one `bench/run.ts` invocation, written as OUT/result.json.
+ * This file is the contract between the engine (which fills it), and the
+ * charts, report and compare commands (which read it). Documented in README.md.
+ */
+
+export const RESULT_SCHEMA_VERSION = 1;
+
+export type RunStatus = 'completed' | 'not-converged' | 'failed';
+
+export interface Environment {
+  /** 'tcg' or 'kvm', and why it was chosen (--accel auto boots a probe guest). */
+  accel: 'tcg' | 'kvm';
+  accel_reason: string;
+  qemu_version: string;
+  /** The host kernel the QEMUs run on (uname -r). */
+  kernel_version: string;
+  /** The L2 guest kernel booted inside the VMs. */
+  guest_kernel: string;
+  link: LinkProfileName;
+  link_desc: string;
+  host_cpus: number;
+  host_mem_mib: number;
+  testbed: 'local';
+  /** BUILD-INFO.json fingerprint of the QEMU used (patch series hash). */
+  qemu_build?: { version: string; series_sha256: string; patches: string[] };
+  started_at: string;
+}
+
+export type LinkProfileName = 'lan1g' | 'lan10g' | 'wan' | 'unlimited';
+
+export interface PhaseMark {
+  /** ms since the `migrate` command was issued. */
+  at_ms: number;
+  name: 'migrate' | 'postcopy-switch' | 'stop' | 'resume-dest' | 'completed' | 'failed';
+}
+
+export interface OpsSample {
+  /** ms relative to the `migrate` command (negative: before it). Host receive time. */
+  t_ms: number;
+  /** Guest page writes completed in this interval. */
+  ops: number;
+  /** Interval length in ms as the guest measured it. */
+  interval_ms: number;
+  /** Longest gap between two consecutive ops the guest saw in this interval. */
+  max_stall_ms: number;
+  side: 'src' | 'dst';
+}
+
+export interface RunRecord {
+  repeat: number;
+  status: RunStatus;
+  /** Why it failed or did not converge; absent when completed. */
+  reason?: string;
+  total_time_ms: number | null;
+  downtime_ms: number | null;
+  setup_time_ms: number | null;
+  bytes: {
+    /** RAM bytes sent during pre-copy (before the switch to post-copy). */
+    precopy: number;
+    /** Bytes sent while the VM was stopped. */
+    downtime: number;
+    /** RAM bytes sent after the switch to post-copy. */
+    postcopy: number;
+    /** All bytes that crossed the veth, both directions, from its counters. */
+    wire: number;
+    /** Total RAM bytes QEMU reports transferred. */
+    ram_transferred: number;
+  };
+  pages: {
+    normal: number;
+    zero: number;
+    postcopy_requests: number;
+    dirty_sync_count: number;
+  };
+  guest: {
+    /** Largest stall the guest saw, across the whole run. */
+    max_stall_ms: number | null;
+    /** Longest gap between two progress lines as the host received them. */
+    max_gap_host_ms: number | null;
+    ops_timeline: OpsSample[];
+  };
+  /** Guest page-by-page check after migration. ok=false fails the run. */
+  integrity: { ok: boolean; pages_checked: number; bad_pages: number; first_bad?: number[] };
+  phases: PhaseMark[];
+  /** Raw final query-migrate reply from the source, for anything not lifted above. */
+  query_migrate?: unknown;
+  /** Where the logs of this run are, relative to OUT. */
+  logs_dir: string;
+}
+
+export interface ScenarioParams {
+  /** Human name (--scenario NAME). */
+  name: string;
+  /** Derived from the parameters: two scenarios with equal ids are the same experiment. */
+  id: string;
+  mode: 'precopy' | 'postcopy' | 'hybrid';
+  /** hybrid: seconds of pre-copy before the management side switches. */
+  switch_after_s?: number;
+  /** precopy: give up after this many seconds without convergence. */
+  converge_timeout_s: number;
+  description: string;
+}
+
+export interface WorkloadParams {
+  name: string;
+  /** Guest RAM in MiB. */
+  mem_mib: number;
+  /** Memory the workload owns and stamps, MiB. */
+  arena_mib: number;
+  /** Part of the arena written, MiB. */
+  working_set_mib: number;
+  /** Page writes per second, 0 = as fast as possible. */
+  write_rate: number;
+  pattern: 'sequential' | 'random' | 'hotcold';
+}
+
+export interface Summary {
+  /** Per metric: median, min, max over completed runs. */
+  [metric: string]: { median: number | null; min: number | null; max: number | null; n: number };
+}
+
+export interface ScenarioResult {
+  scenario: ScenarioParams;
+  workload: WorkloadParams;
+  runs: RunRecord[];
+  summary: Summary;
+}
+
+export interface BenchResult {
+  schema: typeof RESULT_SCHEMA_VERSION;
+  /** The first scenario's id when only one ran; else the ids joined by '+'. */
+  scenario: string;
+  environment: Environment;
+  /** One entry per scenario, in the order they ran (repeats interleaved). */
+  scenarios: ScenarioResult[];
+  /** Same data as scenarios[0].runs, for the single-scenario case (issue #2's contract). */
+  runs: RunRecord[];
+  summary: Summary;
+  /** Ratios against the baseline scenario (the first one), per metric: median of ratios. */
+  comparison?: { baseline: string; ratios: Record<string, Record<string, number | null>> };
+  command: string[];
+}
