@@ -1,0 +1,118 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { compareDebVersions, upstreamVersion } from '../../tools/lib/debver.ts';
+import { HecaError } from '../../tools/lib/errors.ts';
+import { parseAmFailure } from '../../tools/lib/gittree.ts';
+import { parseConfig, unmetOptions } from '../../tools/lib/build-kernel.ts';
+import { parseNinjaProgress, qemuConfigureFlags } from '../../tools/lib/build-qemu.ts';
+import { formProblems, parsePatchFile } from '../../tools/lib/patch-check.ts';
+import { parseSeriesFile, readSeries } from '../../tools/lib/series.ts';
+import { newestInSeries, parseShowsrcVersions } from '../../tools/lib/sources.ts';
+
+test('Debian versions compare like dpkg', () => {
+  assert.ok(compareDebVersions('1:10.0.13+ds-0+deb13u1', '1:10.0.2+ds-1') > 0);
+  assert.ok(compareDebVersions('1:10.0.13+ds-0+deb13u1', '1:10.0.13+ds-0+deb13u2') < 0);
+  assert.ok(compareDebVersions('1:7.2+dfsg-7', '10.0.0') > 0, 'epoch wins');
+  assert.ok(compareDebVersions('6.12.117-1~deb12u1', '6.12.117-1') < 0, 'tilde sorts before nothing');
+  assert.ok(compareDebVersions('6.12.117-1~deb12u1', '6.12.95-1~bpo12+1') > 0);
+  assert.is(compareDebVersions('1.0', '1.0'), 0);
+  assert.is(upstreamVersion('1:10.0.13+ds-0+deb13u1'), '10.0.13');
+  assert.is(upstreamVersion('6.12.117-1~deb12u1'), '6.12.117');
+});
+
+test('the newest 10.0.y is picked from apt-cache showsrc, not 10.1 or 9.2', () => {
+  const out = 'Package: qemu\nVersion: 1:10.0.2+ds-1\n\nPackage: qemu\nVersion: 1:10.1.0+ds-1\n\nPackage: qemu\nVersion: 1:10.0.13+ds-0+deb13u1\n\nVersion: 1:9.2.0+ds-1\n';
+  const v = parseShowsrcVersions(out);
+  assert.equal(v, ['1:10.0.2+ds-1', '1:10.1.0+ds-1', '1:10.0.13+ds-0+deb13u1', '1:9.2.0+ds-1']);
+  assert.is(newestInSeries(v, '10.0'), '1:10.0.13+ds-0+deb13u1');
+  assert.is(newestInSeries(v, '10.00'), undefined);
+  assert.is(newestInSeries(['1:7.2+dfsg-7'], '10.0'), undefined);
+});
+
+test('series files: comments, blank lines and quilt options are ignored', () => {
+  assert.equal(parseSeriesFile('# c\n\n0001-a.patch -p1\n  0002-b.patch # x\n'), ['0001-a.patch', '0002-b.patch']);
+});
+
+test('readSeries hashes patches and reports a missing or duplicate patch by name', () => {
+  const d = mkdtempSync(join(tmpdir(), 'heca-series-'));
+  writeFileSync(join(d, 'series'), '# empty\n');
+  const empty = readSeries(d);
+  assert.is(empty.patches.length, 0);
+  assert.is(empty.base, undefined);
+  writeFileSync(join(d, '0001-x.patch'), 'a');
+  writeFileSync(join(d, 'series'), '0001-x.patch\n0002-gone.patch\n');
+  try {
+    readSeries(d);
+    assert.unreachable('missing patch accepted');
+  } catch (e) {
+    assert.instance(e, HecaError);
+    assert.match((e as Error).message, '0002-gone.patch');
+  }
+  writeFileSync(join(d, 'series'), '0001-x.patch\n0001-x.patch\n');
+  assert.throws(() => readSeries(d), /twice/);
+  writeFileSync(join(d, 'series'), '0001-x.patch\n');
+  writeFileSync(join(d, 'BASE'), 'qemu 1:10.0.13+ds-0+deb13u1\n');
+  const one = readSeries(d);
+  assert.is(one.base, 'qemu 1:10.0.13+ds-0+deb13u1');
+  assert.is(one.patches[0]!.sha256.length, 64);
+  writeFileSync(join(d, '0001-x.patch'), 'b');
+  assert.is.not(readSeries(d).sha256, one.sha256, 'series hash follows patch contents');
+});
+
+test('git am failures name the failing files', () => {
+  const out = [
+    'Applying: migration: add a thing',
+    'error: patch failed: migration/migration.c:123',
+    'error: migration/migration.c: patch does not apply',
+    'error: qapi/nothere.json: does not exist in index',
+    'Patch failed at 0001 migration: add a thing',
+    'hint: Use \'git am --show-current-patch=diff\' to see the failed patch',
+  ].join('\n');
+  const r = parseAmFailure(out);
+  assert.equal(r.files.sort(), ['migration/migration.c', 'qapi/nothere.json']);
+  assert.is(r.subject, 'migration: add a thing');
+});
+
+test('kernel config fragments: unmet options are listed', () => {
+  const want = parseConfig('CONFIG_KVM=y\n# CONFIG_DEBUG_INFO is not set\nCONFIG_RDMA_RXE=y\n');
+  const got = parseConfig('CONFIG_KVM=y\nCONFIG_DEBUG_INFO=y\n');
+  assert.equal(unmetOptions(want, got), ['CONFIG_DEBUG_INFO=n (got y)', 'CONFIG_RDMA_RXE=y (got n)']);
+});
+
+test('QEMU configure flags and ninja progress', () => {
+  const f = qemuConfigureFlags('/p');
+  for (const x of ['--prefix=/p', '--target-list=x86_64-softmmu', '--enable-rdma', '--enable-slirp', '--disable-install-blobs']) assert.ok(f.includes(x), x);
+  assert.equal(parseNinjaProgress('[12/2547] Compiling C object a.o'), { done: 12, total: 2547, what: 'Compiling C object a.o' });
+  assert.is(parseNinjaProgress('ninja: no work to do.'), undefined);
+});
+
+const goodPatch = `From 1234 Mon Sep 17 00:00:00 2001
+From: A Developer <dev@example.org>
+Subject: [PATCH 1/2] migration/postcopy: add a deadline for the switch to
+ post-copy
+
+Pre-copy of a busy guest may never converge. Let the migration thread
+switch to post-copy itself once a deadline has passed.
+
+Signed-off-by: A Developer <dev@example.org>
+---
+ migration/migration.c | 1 +
+`;
+
+test('patch form: subject, body and Signed-off-by', () => {
+  const p = parsePatchFile(goodPatch);
+  assert.is(p.subject, 'migration/postcopy: add a deadline for the switch to post-copy');
+  assert.equal(p.signedOffBy, ['A Developer <dev@example.org>']);
+  assert.equal(formProblems(goodPatch), []);
+  const bad = goodPatch.replace('migration/postcopy: add', 'Add').replace(/^Signed-off-by.*\n/m, '');
+  const problems = formProblems(bad);
+  assert.ok(problems.some((x) => x.includes('subsystem: summary')), problems.join(';'));
+  assert.ok(problems.some((x) => x.includes('Signed-off-by')), problems.join(';'));
+  const nobody = goodPatch.replace(/Pre-copy[\s\S]*itself once a deadline has passed\.\n/, '');
+  assert.ok(formProblems(nobody).some((x) => x.includes('body')));
+});
+
+test.run();
