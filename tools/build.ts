@@ -1,6 +1,6 @@
 /**
  * npx tsx tools/build.ts [--qemu] [--kernel] [--qemu-src DIR] [--kernel-src DIR]
- *                        [--jobs N] [--force] [--dry-run] [--verbose]
+ *                        [--jobs N] [--tree-only] [--force] [--dry-run] [--verbose]
  *
  * Fetches the pinned sources (newest QEMU 10.0.y Debian source package, newest
  * linux-source-6.12), applies qemu-patches/ and kernel-patches/ with git am,
@@ -19,6 +19,7 @@ const usage = `  npx tsx tools/build.ts [--qemu] [--kernel] [--qemu-src DIR] [--
     --qemu-src DIR    build this QEMU tree as it is instead of the Debian source + qemu-patches/
     --kernel-src DIR  build this Linux tree as it is instead of linux-source-6.12 + kernel-patches/
     --jobs N          parallel jobs (default: number of CPUs)
+    --tree-only       fetch, unpack and apply the series into build/src/{qemu,linux}, then stop
     --force           rebuild even when nothing changed
     --dry-run         print the commands instead of running them
     --verbose         echo every command`;
@@ -31,6 +32,7 @@ main(async () => {
     'kernel-src': { type: 'string' },
     jobs: { type: 'string' },
     force: { type: 'boolean' },
+    'tree-only': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     verbose: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -44,6 +46,6 @@ main(async () => {
   const jobs = intFlag('jobs', values.jobs, 1, 256) ?? cpus().length;
   const wantKernel = values.kernel === true || values['kernel-src'] !== undefined;
   const wantQemu = values.qemu === true || values['qemu-src'] !== undefined || !wantKernel;
-  if (wantQemu) await buildQemu({ srcDir: values['qemu-src'], jobs, force: values.force });
-  if (wantKernel) await buildKernel({ srcDir: values['kernel-src'], jobs, force: values.force });
+  if (wantQemu) await buildQemu({ srcDir: values['qemu-src'], jobs, force: values.force, treeOnly: values['tree-only'] });
+  if (wantKernel) await buildKernel({ srcDir: values['kernel-src'], jobs, force: values.force, treeOnly: values['tree-only'] });
 });

@@ -22,6 +22,8 @@ export interface KernelBuildOptions {
   srcDir?: string;
   jobs: number;
   force?: boolean;
+  /** Stop once the tree holds the source with the series applied. */
+  treeOnly?: boolean;
 }
 
 export function configFragments(): string[] {
@@ -86,7 +88,7 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<{ bzImage: 
     debianVersion = s.debianVersion;
     fp = fingerprint({ RECIPE, src: sourceStamp(s), series: series.sha256, fragHashes });
     const prev = readBuildInfo(infoPath);
-    if (!opts.force && prev?.fingerprint === fp && existsSync(out)) {
+    if (!opts.force && !opts.treeOnly && prev?.fingerprint === fp && existsSync(out)) {
       info(`Linux ${s.debianVersion} with ${series.patches.length} patch(es) is up to date (${out})`);
       return { bzImage: out, upToDate: true };
     }
@@ -94,6 +96,10 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<{ bzImage: 
     const base = await ensureBaseTree(s, tree);
     const head = await applySeries(tree, series);
     src = { kind: 'debian', files: s.files, tree, base_commit: base, head_commit: head };
+    if (opts.treeOnly) {
+      info(`the Linux tree is ready in ${tree} (${series.patches.length} patch(es) applied)`);
+      return { bzImage: out, upToDate: false };
+    }
   }
 
   const make = (args: string[], extra: Parameters<typeof run>[2] = {}) =>

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { readBuildInfo, writeBuildInfo, fingerprint, type BuildInfo } from './buildinfo.ts';
 import { HecaError } from './errors.ts';
 import { isDryRun, probe, run } from './exec.ts';
-import { applySeries, ensureBaseTree, sourceStamp, treeState } from './gittree.ts';
+import { applySeries, BASE_TAG, ensureBaseTree, sourceStamp, treeState } from './gittree.ts';
 import { info, Progress } from './log.ts';
 import { buildDir, qemuInstallDir, qemuPatchesDir } from './paths.ts';
 import { readSeries } from './series.ts';
@@ -40,6 +40,8 @@ export interface QemuBuildOptions {
   srcDir?: string;
   jobs: number;
   force?: boolean;
+  /** Stop once the tree holds the source with the series applied. */
+  treeOnly?: boolean;
 }
 
 export interface QemuBuildResult {
@@ -89,7 +91,7 @@ export async function buildQemu(opts: QemuBuildOptions): Promise<QemuBuildResult
     }
     fp = fingerprint({ RECIPE, src: sourceStamp(src), series: series.sha256, flags });
     const prev = readBuildInfo(infoPath);
-    if (!opts.force && prev?.fingerprint === fp && existsSync(binary)) {
+    if (!opts.force && !opts.treeOnly && prev?.fingerprint === fp && existsSync(binary)) {
       info(`QEMU ${src.debianVersion} with ${series.patches.length} patch(es) is up to date (${binary})`);
       return { binary, info: prev, upToDate: true };
     }
@@ -98,6 +100,10 @@ export async function buildQemu(opts: QemuBuildOptions): Promise<QemuBuildResult
     const head = await applySeries(tree, series);
     if (series.patches.length) info(`applied ${series.patches.length} patch(es) from ${series.dir}`);
     srcInfo = { kind: 'debian', files: src.files, tree, base_commit: base, head_commit: head };
+    if (opts.treeOnly) {
+      info(`the QEMU tree is ready in ${tree} (base ${BASE_TAG}, ${series.patches.length} patch(es) applied)`);
+      return { binary, info: undefined, upToDate: false };
+    }
   }
 
   // Configure when the build directory is new or was configured with other flags.

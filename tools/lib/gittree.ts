@@ -12,7 +12,7 @@ import type { Series } from './series.ts';
 import { unpackSource, type ResolvedSource } from './sources.ts';
 
 export const BASE_TAG = 'heca-base';
-const IDENT = ['-c', 'user.name=heca', '-c', 'user.email=heca@localhost', '-c', 'commit.gpgsign=false'];
+const IDENT = ['-c', 'user.name=heca', '-c', 'user.email=heca@localhost', '-c', 'commit.gpgsign=false', '-c', 'gc.auto=0'];
 
 function git(tree: string, args: string[], opts: { allowFail?: boolean; probe?: boolean } = {}) {
   return run('git', [...IDENT, ...args], { cwd: tree, allowFail: opts.allowFail, probe: opts.probe, timeoutMs: 30 * 60_000 });

@@ -13,6 +13,11 @@ export function buildDir(): string {
   return resolve(process.env.HECA_BUILD_DIR ?? join(repoRoot, 'build'));
 }
 
+/** Downloaded sources; shared between build directories ($HECA_DL_DIR). */
+export function downloadDir(): string {
+  return resolve(process.env.HECA_DL_DIR ?? join(buildDir(), 'dl'));
+}
+
 export const qemuPatchesDir = (): string => resolve(process.env.HECA_QEMU_PATCHES ?? join(repoRoot, 'qemu-patches'));
 export const kernelPatchesDir = (): string => resolve(process.env.HECA_KERNEL_PATCHES ?? join(repoRoot, 'kernel-patches'));
 

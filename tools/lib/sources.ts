@@ -11,7 +11,7 @@ import { HecaError } from './errors.ts';
 import { isDryRun, probe, run } from './exec.ts';
 import { sha256File } from './hash.ts';
 import { info } from './log.ts';
-import { buildDir } from './paths.ts';
+import { downloadDir } from './paths.ts';
 
 export interface SourceFile {
   name: string;
@@ -57,7 +57,7 @@ export async function resolveQemuSource(): Promise<ResolvedSource> {
       fix: setupFix,
     });
   }
-  const dl = join(buildDir(), 'dl', 'qemu');
+  const dl = join(downloadDir(), 'qemu');
   mkdirSync(dl, { recursive: true });
   const noEpoch = v.replace(/^\d+:/, '');
   const dsc = join(dl, `qemu_${noEpoch}.dsc`);
