@@ -5,7 +5,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fingerprint, readBuildInfo, writeBuildInfo, type BuildInfo } from './buildinfo.ts';
 import { HecaError } from './errors.ts';
 import { isDryRun, run } from './exec.ts';
@@ -74,7 +74,7 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<{ bzImage: 
   let debianVersion: string;
   let fp: string | undefined;
   if (opts.srcDir) {
-    tree = opts.srcDir;
+    tree = resolve(opts.srcDir);
     if (!existsSync(join(tree, 'Kbuild')) || !existsSync(join(tree, 'scripts', 'kconfig'))) {
       throw new HecaError(`${tree} is not a Linux source tree`, { why: 'it has no Kbuild file or scripts/kconfig', fix: 'pass the top directory of a Linux checkout to --kernel-src' });
     }

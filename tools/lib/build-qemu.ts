@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { readBuildInfo, writeBuildInfo, fingerprint, type BuildInfo } from './buildinfo.ts';
 import { HecaError } from './errors.ts';
 import { isDryRun, probe, run } from './exec.ts';
@@ -33,6 +33,15 @@ export function qemuConfigureFlags(prefix: string): string[] {
     '--enable-rdma',
     '--enable-slirp',
   ];
+}
+
+/**
+ * QEMU's configure writes the compiler into meson's native file, so meson's own
+ * ccache detection never applies: put Debian's ccache wrappers first on PATH.
+ */
+export function ccacheEnv(): Record<string, string> {
+  const wrappers = '/usr/lib/ccache';
+  return existsSync(wrappers) ? { PATH: `${wrappers}:${process.env.PATH ?? '/usr/bin:/bin'}` } : {};
 }
 
 export interface QemuBuildOptions {
@@ -74,7 +83,7 @@ export async function buildQemu(opts: QemuBuildOptions): Promise<QemuBuildResult
   let fp: string | undefined;
 
   if (opts.srcDir) {
-    tree = opts.srcDir;
+    tree = resolve(opts.srcDir);
     if (!existsSync(join(tree, 'configure')) || !existsSync(join(tree, 'VERSION'))) {
       throw new HecaError(`${tree} is not a QEMU source tree`, { why: 'it has no configure or VERSION file', fix: 'pass the top directory of a QEMU checkout to --qemu-src' });
     }
@@ -111,11 +120,12 @@ export async function buildQemu(opts: QemuBuildOptions): Promise<QemuBuildResult
   const cfgWanted = JSON.stringify({ tree, flags });
   const cfgHave = existsSync(cfgStamp) ? readFileSync(cfgStamp, 'utf8') : '';
   if (!existsSync(join(bdir, 'build.ninja')) || cfgHave !== cfgWanted) {
-    info(`configuring QEMU in ${bdir}`);
+    info(`configuring QEMU in ${bdir}${cfgHave ? ' (source tree or flags changed: starting from a clean build directory; ccache keeps it quick)' : ''}`);
     await run('rm', ['-rf', bdir]);
     mkdirSync(bdir, { recursive: true });
     await run(join(tree, 'configure'), flags, {
       cwd: bdir,
+      env: ccacheEnv(),
       timeoutMs: 20 * 60_000,
       fix: 'a missing build dependency is the usual cause: run tools/setup-host.sh as root, then rerun',
     });
@@ -125,6 +135,7 @@ export async function buildQemu(opts: QemuBuildOptions): Promise<QemuBuildResult
   const progress = new Progress('building QEMU');
   let steps = 0;
   await run('ninja', ['-C', bdir, `-j${opts.jobs}`], {
+    env: ccacheEnv(),
     timeoutMs: 120 * 60_000,
     onLine: (line) => {
       const p = parseNinjaProgress(line);
