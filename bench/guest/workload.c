@@ -1,0 +1,559 @@
+/*
+ * heca guest workload: owns an arena of guest RAM, keeps every page of it
+ * verifiable, rewrites pages of a working set at a given rate and pattern,
+ * and talks to the host over the second serial port (/dev/ttyS1) in JSON
+ * lines. Runs from the initramfs /init; static, no dependencies.
+ *
+ * Configuration (kernel command line, /proc/cmdline):
+ *   heca.arena_mib=N     memory the workload owns and stamps (default 64)
+ *   heca.ws_mib=N        working set written, <= arena (default = arena);
+ *                        it is the *last* ws pages of the arena, so pages
+ *                        below pages-ws_pages are stamped once and never
+ *                        rewritten (the host can corrupt them deterministically)
+ *   heca.rate=N          page writes per second, 0 = flat out (default 0)
+ *   heca.pattern=P       sequential | random | hotcold (default random);
+ *                        hotcold: 90% of writes go to the first 10% of the
+ *                        working set, the rest to the other 90%
+ *   heca.interval_ms=N   tick period (default 100)
+ *   heca.seed=N          PRNG seed (default 1)
+ *
+ * Every page holds a header {magic, index, generation, header checksum}
+ * and 508 words derived from (index, generation, seed). A write bumps the
+ * page's generation (kept in a table) and rewrites the whole page.
+ *
+ * Guest -> host (one JSON object per line):
+ *   {"t":"ready",...}  once, after every page has been stamped
+ *   {"t":"tick","seq":k,"ms":M,"interval_ms":x,"ops":n,"max_stall_us":s}
+ *       every interval. max_stall_us: longest gap between two consecutive
+ *       ops in the interval; with a rate limit, the lateness of an op
+ *       against its schedule (time idle by design is not a stall).
+ *   {"t":"check",...} {"t":"where",...} {"t":"bye"} {"t":"error","msg":..}
+ * Host -> guest (one command per line): check | where I | quit
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE_SIZE 4096u
+#define WORDS (PAGE_SIZE / 8u)
+#define HDR_WORDS 4u
+#define MAGIC 0x4845434150414745ull /* "HECAPAGE" */
+#define K_STEP 0x9e3779b97f4a7c15ull
+#define MAX_FIRST_BAD 16
+#define CTL_DEV "/dev/ttyS1"
+#define POLL_EVERY_NS 2000000ll /* look for host commands every 2 ms */
+#define SPIN_NS 1000000ll       /* rate-limited: spin for the last 1 ms before an op */
+
+enum pattern { PAT_SEQUENTIAL, PAT_RANDOM, PAT_HOTCOLD };
+static const char *const pattern_names[] = {"sequential", "random", "hotcold"};
+
+struct config {
+	uint64_t arena_mib, ws_mib, rate, interval_ms, seed;
+	enum pattern pattern;
+	int ws_given;
+};
+
+static struct config cfg = {.arena_mib = 64, .rate = 0, .interval_ms = 100, .seed = 1, .pattern = PAT_RANDOM};
+static uint8_t *arena;
+static uint32_t *gens;
+static uint64_t npages, ws_pages, ws_first, hot_pages;
+static int ctl = -1;
+static uint64_t seed_salt;
+
+/* ---- time --------------------------------------------------------------- */
+
+static inline int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+/* Write all of buf to the control port; never blocks for more than ~1 s. */
+static void ctl_write(const char *buf, size_t len)
+{
+	int64_t give_up = now_ns() + 1000000000ll;
+	while (len > 0 && ctl >= 0) {
+		ssize_t n = write(ctl, buf, len);
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			return;
+		int64_t left = give_up - now_ns();
+		if (left <= 0)
+			return; /* nobody is draining the port: drop the rest */
+		struct pollfd p = {.fd = ctl, .events = POLLOUT};
+		poll(&p, 1, (int)(left / 1000000 + 1));
+	}
+}
+
+__attribute__((format(printf, 2, 3))) static void emit(int also_console, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof buf - 2)
+		n = (int)(sizeof buf - 2);
+	buf[n++] = '\n';
+	ctl_write(buf, (size_t)n);
+	if (also_console) {
+		fputs("heca-workload: ", stdout);
+		fwrite(buf, 1, (size_t)n, stdout);
+		fflush(stdout);
+	}
+}
+
+/* A JSON string body: keeps printable ASCII except quote and backslash. */
+static void json_safe(char *dst, size_t cap, const char *src)
+{
+	size_t j = 0;
+	for (; *src && j + 1 < cap; src++)
+		dst[j++] = (*src >= 0x20 && *src < 0x7f && *src != '"' && *src != '\\') ? *src : '?';
+	dst[j] = 0;
+}
+
+static void fatal(const char *fmt, ...)
+{
+	char msg[512], safe[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_safe(safe, sizeof safe, msg);
+	emit(1, "{\"t\":\"error\",\"fatal\":true,\"msg\":\"%s\"}", safe);
+	exit(1);
+}
+
+/* ---- pages -------------------------------------------------------------- */
+
+static inline uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x;
+}
+
+static inline uint64_t page_base(uint64_t idx, uint32_t gen)
+{
+	return mix64(idx * 0xd6e8feb86659fd93ull ^ ((uint64_t)gen << 40) ^ (uint64_t)gen ^ seed_salt);
+}
+
+static inline uint64_t header_sum(uint64_t idx, uint32_t gen)
+{
+	return mix64(MAGIC ^ mix64(idx) ^ ((uint64_t)gen * K_STEP));
+}
+
+static void write_page(uint64_t idx, uint32_t gen)
+{
+	uint64_t *p = (uint64_t *)(arena + idx * PAGE_SIZE);
+	uint64_t v = page_base(idx, gen);
+	p[0] = MAGIC;
+	p[1] = idx;
+	p[2] = gen;
+	p[3] = header_sum(idx, gen);
+	for (unsigned w = HDR_WORDS; w < WORDS; w++) {
+		v += K_STEP;
+		p[w] = v;
+	}
+}
+
+static int page_ok(uint64_t idx)
+{
+	const uint64_t *p = (const uint64_t *)(arena + idx * PAGE_SIZE);
+	uint32_t gen = gens[idx];
+	if (p[0] != MAGIC || p[1] != idx || p[2] != gen || p[3] != header_sum(idx, gen))
+		return 0;
+	uint64_t v = page_base(idx, gen), diff = 0;
+	for (unsigned w = HDR_WORDS; w < WORDS; w++) {
+		v += K_STEP;
+		diff |= p[w] ^ v;
+	}
+	return diff == 0;
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+static uint64_t parse_num(const char *key, const char *val)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(val, &end, 10);
+	if (errno || end == val || *end || val[0] == '-')
+		fatal("heca.%s=%s is not a non-negative integer", key, val);
+	return (uint64_t)v;
+}
+
+static void read_config(void)
+{
+	char line[4096];
+	FILE *f = fopen("/proc/cmdline", "r");
+	if (!f)
+		fatal("cannot open /proc/cmdline: %s", strerror(errno));
+	size_t n = fread(line, 1, sizeof line - 1, f);
+	fclose(f);
+	line[n] = 0;
+	for (char *save = NULL, *tok = strtok_r(line, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
+		if (strncmp(tok, "heca.", 5) != 0)
+			continue;
+		char *key = tok + 5, *eq = strchr(key, '=');
+		if (!eq)
+			fatal("kernel parameter %s has no value", tok);
+		*eq = 0;
+		const char *val = eq + 1;
+		if (!strcmp(key, "arena_mib"))
+			cfg.arena_mib = parse_num(key, val);
+		else if (!strcmp(key, "ws_mib"))
+			cfg.ws_mib = parse_num(key, val), cfg.ws_given = 1;
+		else if (!strcmp(key, "rate"))
+			cfg.rate = parse_num(key, val);
+		else if (!strcmp(key, "interval_ms"))
+			cfg.interval_ms = parse_num(key, val);
+		else if (!strcmp(key, "seed"))
+			cfg.seed = parse_num(key, val);
+		else if (!strcmp(key, "pattern")) {
+			unsigned i;
+			for (i = 0; i < 3 && strcmp(val, pattern_names[i]); i++)
+				;
+			if (i == 3)
+				fatal("heca.pattern=%s: use sequential, random or hotcold", val);
+			cfg.pattern = (enum pattern)i;
+		} else
+			fatal("unknown kernel parameter heca.%s", key);
+	}
+	if (!cfg.ws_given)
+		cfg.ws_mib = cfg.arena_mib;
+	if (cfg.arena_mib < 1 || cfg.arena_mib > (1u << 20))
+		fatal("heca.arena_mib=%" PRIu64 " out of range 1..1048576", cfg.arena_mib);
+	if (cfg.ws_mib < 1 || cfg.ws_mib > cfg.arena_mib)
+		fatal("heca.ws_mib=%" PRIu64 " must be 1..arena_mib (%" PRIu64 ")", cfg.ws_mib, cfg.arena_mib);
+	if (cfg.interval_ms < 1 || cfg.interval_ms > 60000)
+		fatal("heca.interval_ms=%" PRIu64 " out of range 1..60000", cfg.interval_ms);
+	if (cfg.rate > 100000000)
+		fatal("heca.rate=%" PRIu64 " is absurd", cfg.rate);
+}
+
+/* ---- control channel ---------------------------------------------------- */
+
+static void open_ctl(void)
+{
+	ctl = open(CTL_DEV, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (ctl < 0) {
+		fprintf(stderr, "heca-workload: cannot open %s: %s\n", CTL_DEV, strerror(errno));
+		exit(1);
+	}
+	struct termios t;
+	if (tcgetattr(ctl, &t) == 0) {
+		cfmakeraw(&t);
+		t.c_cflag |= CLOCAL | CREAD;
+		t.c_cflag &= ~(tcflag_t)HUPCL;
+		t.c_cc[VMIN] = 0;
+		t.c_cc[VTIME] = 0;
+		cfsetispeed(&t, B115200);
+		cfsetospeed(&t, B115200);
+		tcsetattr(ctl, TCSANOW, &t);
+		tcflush(ctl, TCIOFLUSH);
+	}
+}
+
+static char cmdbuf[256];
+static size_t cmdlen;
+static int cmd_overflow;
+
+static void do_command(char *line);
+
+/* Read what the host sent; run every complete line. Returns without waiting. */
+static void poll_commands(void)
+{
+	char buf[256];
+	for (;;) {
+		ssize_t n = read(ctl, buf, sizeof buf);
+		if (n <= 0)
+			return;
+		for (ssize_t i = 0; i < n; i++) {
+			char c = buf[i];
+			if (c == '\n' || c == '\r') {
+				if (cmd_overflow)
+					emit(0, "{\"t\":\"error\",\"msg\":\"command too long\"}");
+				else if (cmdlen > 0) {
+					cmdbuf[cmdlen] = 0;
+					do_command(cmdbuf);
+				}
+				cmdlen = 0;
+				cmd_overflow = 0;
+			} else if (cmdlen + 1 < sizeof cmdbuf) {
+				cmdbuf[cmdlen++] = c;
+			} else {
+				cmd_overflow = 1;
+			}
+		}
+	}
+}
+
+/* ---- the run loop state ------------------------------------------------- */
+
+static uint64_t tick_seq, tick_ops;
+static int64_t tick_start, next_tick, max_stall, prev_op;
+
+static void emit_tick(int64_t now)
+{
+	emit(0, "{\"t\":\"tick\",\"seq\":%" PRIu64 ",\"ms\":%.3f,\"interval_ms\":%.3f,\"ops\":%" PRIu64 ",\"max_stall_us\":%" PRId64 "}",
+	     tick_seq++, (double)now / 1e6, (double)(now - tick_start) / 1e6, tick_ops, max_stall / 1000);
+	tick_start = now;
+	tick_ops = 0;
+	max_stall = 0;
+	next_tick += (int64_t)cfg.interval_ms * 1000000ll;
+	if (next_tick <= now) /* we were away (paused VM): realign, no burst of empty ticks */
+		next_tick = now + (int64_t)cfg.interval_ms * 1000000ll;
+}
+
+/* A command stopped the writes by design: close the interval before it and
+ * start a fresh one after it, so neither a stall nor a long interval shows. */
+static int64_t pause_begin(void)
+{
+	int64_t now = now_ns();
+	if (tick_ops > 0 || now - tick_start > 1000000)
+		emit_tick(now);
+	return now;
+}
+
+static int64_t sched_due; /* rate-limited: when the next op is due */
+
+static void pause_end(void)
+{
+	int64_t now = now_ns();
+	tick_start = now;
+	next_tick = now + (int64_t)cfg.interval_ms * 1000000ll;
+	prev_op = now;
+	if (sched_due < now)
+		sched_due = now;
+}
+
+static void cmd_check(void)
+{
+	int64_t t0 = pause_begin();
+	uint64_t bad = 0, first[MAX_FIRST_BAD];
+	for (uint64_t i = 0; i < npages; i++)
+		if (!page_ok(i)) {
+			if (bad < MAX_FIRST_BAD)
+				first[bad] = i;
+			bad++;
+		}
+	int64_t t1 = now_ns();
+	char list[MAX_FIRST_BAD * 22 + 2];
+	size_t off = 0;
+	for (uint64_t i = 0; i < bad && i < MAX_FIRST_BAD; i++)
+		off += (size_t)snprintf(list + off, sizeof list - off, "%s%" PRIu64, i ? "," : "", first[i]);
+	list[off] = 0;
+	emit(1, "{\"t\":\"check\",\"pages_checked\":%" PRIu64 ",\"bad_pages\":%" PRIu64 ",\"first_bad\":[%s],\"ms\":%.3f}", npages, bad,
+	     list, (double)(t1 - t0) / 1e6);
+	pause_end();
+}
+
+static void cmd_where(const char *arg)
+{
+	char *end;
+	errno = 0;
+	unsigned long long idx = strtoull(arg, &end, 10);
+	while (*end == ' ')
+		end++;
+	if (errno || end == arg || *end || arg[0] == '-' || idx >= npages) {
+		char safe[64];
+		json_safe(safe, sizeof safe, arg);
+		emit(0, "{\"t\":\"error\",\"msg\":\"where: page index '%s' is not in 0..%" PRIu64 "\"}", safe, npages - 1);
+		return;
+	}
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uintptr_t va = (uintptr_t)(arena + idx * PAGE_SIZE);
+	ssize_t n = fd < 0 ? -1 : pread(fd, &entry, sizeof entry, (off_t)(va / PAGE_SIZE * sizeof entry));
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (n != (ssize_t)sizeof entry) {
+		emit(0, "{\"t\":\"error\",\"msg\":\"where: cannot read /proc/self/pagemap: %s\"}", strerror(err));
+		return;
+	}
+	if (!(entry >> 63 & 1)) {
+		emit(0, "{\"t\":\"error\",\"msg\":\"where: page %llu is not present\"}", idx);
+		return;
+	}
+	uint64_t pfn = entry & ((1ull << 55) - 1);
+	if (pfn == 0) {
+		emit(0, "{\"t\":\"error\",\"msg\":\"where: pagemap hides the PFN (not root?)\"}");
+		return;
+	}
+	emit(0, "{\"t\":\"where\",\"page\":%llu,\"gpa\":%" PRIu64 "}", idx, pfn * PAGE_SIZE);
+}
+
+static void do_command(char *line)
+{
+	while (*line == ' ' || *line == '\t')
+		line++;
+	size_t n = strlen(line);
+	while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+		line[--n] = 0;
+	if (!strcmp(line, "check"))
+		cmd_check();
+	else if (!strncmp(line, "where ", 6))
+		cmd_where(line + 6);
+	else if (!strcmp(line, "quit")) {
+		emit(1, "{\"t\":\"bye\"}");
+		tcdrain(ctl);
+		exit(0);
+	} else {
+		char safe[128];
+		json_safe(safe, sizeof safe, line);
+		emit(0, "{\"t\":\"error\",\"msg\":\"unknown command: %s\"}", safe);
+	}
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static uint64_t rng_state;
+static inline uint64_t rng(void)
+{
+	/* xorshift64* */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+static inline uint64_t below(uint64_t n)
+{
+	return (uint64_t)(((unsigned __int128)rng() * n) >> 64);
+}
+
+static uint64_t seq_cursor;
+static inline uint64_t next_page(void)
+{
+	switch (cfg.pattern) {
+	case PAT_SEQUENTIAL:
+		if (seq_cursor >= ws_pages)
+			seq_cursor = 0;
+		return ws_first + seq_cursor++;
+	case PAT_HOTCOLD:
+		if (ws_pages > hot_pages && below(10) == 0)
+			return ws_first + hot_pages + below(ws_pages - hot_pages);
+		return ws_first + below(hot_pages);
+	case PAT_RANDOM:
+	default:
+		return ws_first + below(ws_pages);
+	}
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	open_ctl();
+	read_config();
+
+	npages = cfg.arena_mib * (1024 * 1024 / PAGE_SIZE);
+	ws_pages = cfg.ws_mib * (1024 * 1024 / PAGE_SIZE);
+	ws_first = npages - ws_pages;
+	hot_pages = ws_pages / 10 ? ws_pages / 10 : 1;
+	seed_salt = mix64(cfg.seed ^ 0x6865636100000000ull);
+	rng_state = mix64(cfg.seed + 1) | 1;
+
+	int64_t t0 = now_ns();
+	size_t bytes = (size_t)(npages * PAGE_SIZE);
+	arena = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (arena == MAP_FAILED)
+		fatal("mmap of %" PRIu64 " MiB arena failed: %s", cfg.arena_mib, strerror(errno));
+	/* 4 KiB pages that stay put: `where` must keep naming the page's frame. */
+	madvise(arena, bytes, MADV_NOHUGEPAGE);
+	if (mlock(arena, bytes) != 0)
+		fprintf(stderr, "heca-workload: mlock failed (%s): pages may move\n", strerror(errno));
+	gens = calloc(npages, sizeof *gens);
+	if (!gens)
+		fatal("cannot allocate the generation table (%" PRIu64 " pages)", npages);
+	for (uint64_t i = 0; i < npages; i++)
+		write_page(i, 0);
+	int64_t t1 = now_ns();
+
+	emit(1,
+	     "{\"t\":\"ready\",\"pages\":%" PRIu64 ",\"page_size\":%u,\"arena_mib\":%" PRIu64 ",\"ws_mib\":%" PRIu64
+	     ",\"ws_first_page\":%" PRIu64 ",\"pattern\":\"%s\",\"rate\":%" PRIu64 ",\"interval_ms\":%" PRIu64 ",\"seed\":%" PRIu64
+	     ",\"stamp_ms\":%.3f,\"ms\":%.3f}",
+	     npages, PAGE_SIZE, cfg.arena_mib, cfg.ws_mib, ws_first, pattern_names[cfg.pattern], cfg.rate, cfg.interval_ms, cfg.seed,
+	     (double)(t1 - t0) / 1e6, (double)t1 / 1e6);
+
+	const int64_t interval_ns = (int64_t)cfg.interval_ms * 1000000ll;
+	const int64_t period_ns = cfg.rate ? 1000000000ll / (int64_t)cfg.rate : 0;
+	int64_t now = now_ns(), next_poll = now;
+	tick_start = now;
+	next_tick = now + interval_ns;
+	prev_op = now;
+	sched_due = now;
+
+	for (;;) {
+		now = now_ns();
+		if (period_ns && now < sched_due) {
+			/* Ahead of schedule: sleep until shortly before the op is due
+			 * (or the next tick, or a host command), then spin, so that a
+			 * late wake-up does not count as a stall. */
+			if (now >= next_tick)
+				emit_tick(now);
+			if (now >= next_poll) {
+				poll_commands();
+				next_poll = now_ns() + POLL_EVERY_NS;
+			}
+			int64_t until = sched_due - SPIN_NS < next_tick ? sched_due - SPIN_NS : next_tick;
+			int64_t wait = until - now;
+			if (wait > 0) {
+				struct timespec ts = {.tv_sec = wait / 1000000000ll, .tv_nsec = wait % 1000000000ll};
+				struct pollfd p = {.fd = ctl, .events = POLLIN};
+				if (ppoll(&p, 1, &ts, NULL) > 0)
+					poll_commands();
+			}
+			continue;
+		}
+		/* The gap before this op; with a schedule, only its lateness. */
+		int64_t since = period_ns && sched_due > prev_op ? sched_due : prev_op;
+		if (now - since > max_stall)
+			max_stall = now - since;
+
+		uint64_t idx = next_page();
+		write_page(idx, ++gens[idx]);
+		tick_ops++;
+		prev_op = now;
+
+		if (period_ns) {
+			sched_due += period_ns;
+			/* More than an interval behind (the VM was paused): skip the
+			 * missed ops instead of bursting to catch up. */
+			if (now - sched_due > interval_ns)
+				sched_due = now + period_ns;
+		}
+		if (now >= next_tick)
+			emit_tick(now);
+		if (now >= next_poll) {
+			poll_commands();
+			next_poll = now_ns() + POLL_EVERY_NS;
+		}
+	}
+}
