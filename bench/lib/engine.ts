@@ -1,0 +1,243 @@
+/**
+ * The engine: one migration of the heca guest from a source QEMU to a
+ * destination QEMU on the local testbed, driven through QMP the way a
+ * management layer drives upstream QEMU, ending with the guest's page-by-page
+ * integrity check. Produces one RunRecord; never leaves a QEMU, namespace or
+ * veth behind.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HecaError } from '../../tools/lib/errors.ts';
+import { debug, info } from '../../tools/lib/log.ts';
+import type { MigrationInfo } from '../../tools/qmp/types.ts';
+import { onCleanup } from './cleanup.ts';
+import type { GuestMessage } from './guest-channel.ts';
+import type { OpsSample, PhaseMark, RunRecord, ScenarioParams, WorkloadParams } from './result.ts';
+import { LocalTestbed } from './testbed-local.ts';
+import type { LinkProfileName } from './result.ts';
+import { logTail, Vm, type VmConfig } from './vm.ts';
+
+export interface RunContext {
+  qemu: string;
+  accel: 'tcg' | 'kvm';
+  link: LinkProfileName;
+  kernel: string;
+  initrd: string;
+  /** Builds the kernel command line for a workload. */
+  append: (w: WorkloadParams) => string;
+  outDir: string;
+  /** Seconds of guest activity recorded before `migrate`. */
+  warmupS: number;
+  /** Migration port on the destination. */
+  port: number;
+}
+
+const POLL_MS = 200;
+const FINISH_TIMEOUT_MS = 10 * 60_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadParams, repeat: number): Promise<RunRecord> {
+  const logsRel = join('logs', `${sc.name}-r${repeat}`);
+  const logs = join(ctx.outDir, logsRel);
+  rmSync(logs, { recursive: true, force: true });
+  mkdirSync(join(logs, 'src'), { recursive: true });
+  mkdirSync(join(logs, 'dst'), { recursive: true });
+
+  const rec: RunRecord = {
+    repeat,
+    status: 'failed',
+    total_time_ms: null,
+    downtime_ms: null,
+    setup_time_ms: null,
+    bytes: { precopy: 0, downtime: 0, postcopy: 0, wire: 0, ram_transferred: 0 },
+    pages: { normal: 0, zero: 0, postcopy_requests: 0, dirty_sync_count: 0 },
+    guest: { max_stall_ms: null, max_gap_host_ms: null, ops_timeline: [] },
+    integrity: { ok: false, pages_checked: 0, bad_pages: 0 },
+    phases: [],
+    logs_dir: logsRel,
+  };
+
+  let bed: LocalTestbed | undefined;
+  let src: Vm | undefined;
+  let dst: Vm | undefined;
+  const teardown = async () => {
+    await Promise.allSettled([src?.stop(), dst?.stop()]);
+    await bed?.destroy();
+  };
+  const unregister = onCleanup(teardown);
+  let t0 = 0;
+  try {
+    bed = await LocalTestbed.create({ link: ctx.link });
+    const base: Omit<VmConfig, 'name' | 'dir'> = {
+      accel: ctx.accel,
+      memMib: w.mem_mib,
+      kernel: ctx.kernel,
+      initrd: ctx.initrd,
+      append: ctx.append(w),
+    };
+    const theBed = bed;
+    dst = await Vm.start(ctx.qemu, { ...base, name: 'heca-dst', dir: join(logs, 'dst'), incoming: true }, (c, a, log) => theBed.dst.spawn(c, a, { logFile: log }));
+    src = await Vm.start(ctx.qemu, { ...base, name: 'heca-src', dir: join(logs, 'src') }, (c, a, log) => theBed.src.spawn(c, a, { logFile: log }));
+    const S = src;
+    const D = dst;
+
+    info(`  ${sc.name} r${repeat}: booting the guest (${w.mem_mib} MiB, ${w.name})`);
+    const ready = await S.guard(S.channel.waitFor('ready', { timeoutMs: 180_000 }), 'guest boot');
+    debug(`guest ready: ${JSON.stringify(ready)}`);
+    await S.guard(sleep(ctx.warmupS * 1000), 'warm-up');
+
+    const postcopy = sc.mode !== 'precopy';
+    const caps = [
+      { capability: 'postcopy-ram', state: postcopy },
+      { capability: 'events', state: true },
+    ];
+    for (const vm of [S, D]) {
+      await vm.qmp.execute('migrate-set-capabilities', { capabilities: caps });
+      // The link, not QEMU's default rate limit, must be the bottleneck.
+      await vm.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 1024 * 1024 * 1024 });
+    }
+    const uri = `tcp:${bed.dst.addr}:${ctx.port}`;
+    await D.qmp.execute('migrate-incoming', { uri });
+
+    const mark = (name: PhaseMark['name']) => rec.phases.push({ at_ms: Date.now() - t0, name });
+    S.qmp.on('STOP', () => mark('stop'));
+    D.qmp.on('RESUME', () => mark('resume-dest'));
+
+    const wire0 = await bed.wireBytes();
+    t0 = Date.now();
+    mark('migrate');
+    await S.qmp.execute('migrate', { uri });
+    if (sc.mode === 'postcopy') {
+      await S.qmp.execute('migrate-start-postcopy');
+      mark('postcopy-switch');
+    }
+
+    // Drive the migration: poll the source until it ends.
+    let last: MigrationInfo = await S.qmp.execute('query-migrate');
+    let switched = sc.mode === 'postcopy';
+    for (;;) {
+      if (S.exited || D.exited) throw new HecaError(`QEMU ${S.exited ? 'source' : 'destination'} exited mid-migration`, { why: 'see the log tails', details: `source:\n${tailOf(S)}\ndestination:\n${tailOf(D)}`, fix: `full logs in ${logs}` });
+      const st = last.status;
+      if (st === 'completed' || st === 'failed' || st === 'cancelled') break;
+      const elapsed = Date.now() - t0;
+      if (sc.mode === 'hybrid' && !switched && st === 'active' && elapsed >= (sc.switch_after_s ?? 0) * 1000) {
+        await S.qmp.execute('migrate-start-postcopy');
+        switched = true;
+        mark('postcopy-switch');
+      }
+      if (sc.mode === 'precopy' && st === 'active' && elapsed >= sc.converge_timeout_s * 1000) {
+        info(`  ${sc.name} r${repeat}: no convergence after ${sc.converge_timeout_s} s: cancelling`);
+        await S.qmp.execute('migrate_cancel');
+      }
+      if (elapsed > FINISH_TIMEOUT_MS) throw new HecaError(`migration still ${st} after ${FINISH_TIMEOUT_MS / 1000} s`, { why: 'it made no end', fix: `see ${logs}` });
+      await sleep(POLL_MS);
+      last = await S.guard(S.qmp.execute('query-migrate'), 'migration');
+    }
+    const wire1 = await bed.wireBytes();
+    rec.query_migrate = last;
+    fillFromInfo(rec, last);
+    rec.bytes.wire = wire1.tx - wire0.tx + (wire1.rx - wire0.rx);
+
+    let checkVm: Vm;
+    if (last.status === 'completed') {
+      mark('completed');
+      // Post-copy: the destination finishes when the last page has arrived.
+      await D.guard(waitDestDone(D), 'the end of the incoming migration');
+      checkVm = D;
+      rec.status = 'completed';
+    } else if (last.status === 'cancelled') {
+      rec.status = 'not-converged';
+      rec.reason = `pre-copy did not converge within ${sc.converge_timeout_s} s (${fmtBytes(last.ram?.remaining ?? 0)} still dirty)`;
+      checkVm = S; // the guest goes on running on the source
+    } else {
+      mark('failed');
+      rec.reason = `migration failed: ${last['error-desc'] ?? 'no error description'}`;
+      checkVm = S.exited ? D : S;
+      throw new HecaError(rec.reason, { why: 'QEMU reported status failed', details: `source:\n${tailOf(S)}\ndestination:\n${tailOf(D)}` });
+    }
+
+    // The integrity check: every page of the arena, on the side now running the guest.
+    await checkVm.guard(checkVm.channel.waitFor('tick', { timeoutMs: 120_000 }), 'waiting for the guest to run');
+    const chk = await checkVm.guard(checkVm.channel.check({ timeoutMs: 300_000 }), 'the integrity check');
+    rec.integrity = { ok: chk.bad_pages === 0 && chk.pages_checked > 0, pages_checked: chk.pages_checked, bad_pages: chk.bad_pages, first_bad: chk.first_bad };
+    if (!rec.integrity.ok) {
+      rec.status = 'failed';
+      rec.reason = `integrity check failed: ${chk.bad_pages} bad page(s) of ${chk.pages_checked} (first: ${chk.first_bad.slice(0, 8).join(', ')})`;
+    }
+  } catch (e) {
+    rec.status = 'failed';
+    rec.reason = e instanceof HecaError ? `${e.message}: ${e.why}` : String(e);
+    const details = e instanceof HecaError && e.details ? `\n${e.details}` : '';
+    writeFileSync(join(logs, 'error.txt'), `${rec.reason}${details}\n`);
+  } finally {
+    if (src && dst) collectTimeline(rec, src, dst, t0);
+    else if (src) collectTimeline(rec, src, undefined, t0);
+    writeFileSync(join(logs, 'guest-src.jsonl'), (src?.channel.messages ?? []).map((m) => JSON.stringify(m)).join('\n'));
+    writeFileSync(join(logs, 'guest-dst.jsonl'), (dst?.channel.messages ?? []).map((m) => JSON.stringify(m)).join('\n'));
+    await teardown();
+    unregister();
+  }
+  debug(`run record: ${JSON.stringify({ ...rec, guest: { ...rec.guest, ops_timeline: rec.guest.ops_timeline.length } })}`);
+  return rec;
+}
+
+function tailOf(vm: Vm | undefined): string {
+  return vm ? logTail(vm.logFile, 15) : '(not started)';
+}
+
+async function waitDestDone(d: Vm): Promise<void> {
+  const end = Date.now() + FINISH_TIMEOUT_MS;
+  for (;;) {
+    const i: MigrationInfo = await d.qmp.execute('query-migrate');
+    if (i.status === 'completed') return;
+    if (i.status === 'failed') throw new HecaError('the destination reports the incoming migration failed', { why: i['error-desc'] ?? 'no description', details: logTail(d.logFile) });
+    if (Date.now() > end) throw new HecaError('the destination did not finish the incoming migration', { why: `still ${i.status} after ${FINISH_TIMEOUT_MS / 1000} s` });
+    await sleep(POLL_MS);
+  }
+}
+
+export function fillFromInfo(rec: RunRecord, i: MigrationInfo): void {
+  rec.total_time_ms = i['total-time'] ?? null;
+  rec.downtime_ms = i.downtime ?? null;
+  rec.setup_time_ms = i['setup-time'] ?? null;
+  const r = i.ram;
+  if (r) {
+    rec.bytes.precopy = r['precopy-bytes'] ?? 0;
+    rec.bytes.downtime = r['downtime-bytes'] ?? 0;
+    rec.bytes.postcopy = r['postcopy-bytes'] ?? 0;
+    rec.bytes.ram_transferred = r.transferred ?? 0;
+    rec.pages.normal = r.normal ?? 0;
+    rec.pages.zero = r.duplicate ?? 0;
+    rec.pages.postcopy_requests = r['postcopy-requests'] ?? 0;
+    rec.pages.dirty_sync_count = r['dirty-sync-count'] ?? 0;
+  }
+}
+
+/** Ticks from both sides, relative to `migrate`, plus the stall figures. */
+export function collectTimeline(rec: RunRecord, src: Vm, dst: Vm | undefined, t0: number): void {
+  const samples: OpsSample[] = [];
+  const hostTimes: number[] = [];
+  for (const [side, vm] of [['src', src], ['dst', dst]] as const) {
+    for (const m of vm?.channel.messages ?? []) {
+      if (m.msg.t !== 'tick') continue;
+      const tick = m.msg as GuestMessage & { ops: number; interval_ms: number; max_stall_us: number };
+      samples.push({ t_ms: m.hostTime - t0, ops: tick.ops, interval_ms: tick.interval_ms, max_stall_ms: tick.max_stall_us / 1000, side });
+      if (t0 && m.hostTime >= t0) hostTimes.push(m.hostTime);
+    }
+  }
+  samples.sort((a, b) => a.t_ms - b.t_ms);
+  rec.guest.ops_timeline = t0 ? samples : [];
+  const during = samples.filter((s) => s.t_ms >= 0);
+  rec.guest.max_stall_ms = during.length ? Math.max(...during.map((s) => s.max_stall_ms)) : null;
+  hostTimes.sort((a, b) => a - b);
+  let gap = 0;
+  for (let i = 1; i < hostTimes.length; i++) gap = Math.max(gap, hostTimes[i]! - hostTimes[i - 1]!);
+  rec.guest.max_gap_host_ms = hostTimes.length > 1 ? gap : null;
+}
+
+function fmtBytes(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MiB`;
+}

@@ -1,0 +1,52 @@
+/** Facts about the machine the bench runs on, and the checks made before anything starts. */
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { HecaError } from '../../tools/lib/errors.ts';
+
+export function memAvailableMib(meminfo = readFileSync('/proc/meminfo', 'utf8')): number {
+  const m = /^MemAvailable:\s+(\d+) kB$/m.exec(meminfo);
+  if (!m) throw new HecaError('cannot read MemAvailable from /proc/meminfo', { why: 'the line is missing (kernel older than 3.14?)' });
+  return Math.floor(Number(m[1]) / 1024);
+}
+
+export function memTotalMib(meminfo = readFileSync('/proc/meminfo', 'utf8')): number {
+  const m = /^MemTotal:\s+(\d+) kB$/m.exec(meminfo);
+  return m ? Math.floor(Number(m[1]) / 1024) : 0;
+}
+
+/** Per-QEMU memory beyond guest RAM (code, TCG translation buffer, migration buffers). */
+export const QEMU_OVERHEAD_MIB = 160;
+/** Left to the host and the benchmark itself. */
+export const HOST_RESERVE_MIB = 1024;
+
+/**
+ * Source and destination both hold the guest's RAM (the destination fills it
+ * as pages arrive), so a run needs twice the guest RAM plus overheads.
+ */
+export function checkMemory(memMib: number, available = memAvailableMib()): void {
+  const need = 2 * (memMib + QEMU_OVERHEAD_MIB) + HOST_RESERVE_MIB;
+  if (need > available) {
+    const max = Math.floor((available - HOST_RESERVE_MIB) / 2 - QEMU_OVERHEAD_MIB);
+    throw new HecaError(`--mem ${memMib} needs more memory than this host can give`, {
+      why: `source + destination need 2 × (${memMib} + ${QEMU_OVERHEAD_MIB}) MiB + ${HOST_RESERVE_MIB} MiB reserve = ${need} MiB; ${available} MiB are available`,
+      fix: max > 0 ? `use --mem ${max} or less` : 'free memory on the host',
+    });
+  }
+}
+
+export function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0) {
+    throw new HecaError(`${what} needs root`, { why: 'it creates network namespaces, veth links and tc shaping', fix: `run it as root (sudo -E npx tsx ...)` });
+  }
+}
+
+export function hostFacts(): { cpus: number; kernel: string; mem_mib: number } {
+  return { cpus: cpus().length, kernel: release(), mem_mib: memTotalMib() };
+}
+
+export type AccelChoice = { accel: 'tcg' | 'kvm'; reason: string };
+
+/** What the host says about KVM before any probe boot. */
+export function kvmHostState(): { devKvm: boolean; pvm: boolean } {
+  return { devKvm: existsSync('/dev/kvm'), pvm: existsSync('/sys/module/kvm_pvm') };
+}

@@ -1,0 +1,65 @@
+/**
+ * Migration scenarios. A scenario is a set of parameters; its id is derived
+ * from them, so two runs with the same id are the same experiment.
+ *
+ * These are upstream QEMU's own modes driven from the management side:
+ *   precopy   pre-copy only, bounded by a convergence timeout ("not converged" is a result)
+ *   postcopy  migrate-start-postcopy right after migrate
+ *   hybridT   pre-copy for T s, then the management side switches to post-copy unless done
+ */
+import { HecaError } from '../../tools/lib/errors.ts';
+import type { ScenarioParams } from './result.ts';
+
+export interface ScenarioSpec {
+  mode: ScenarioParams['mode'];
+  switch_after_s?: number;
+  converge_timeout_s: number;
+}
+
+export function scenarioId(s: ScenarioSpec): string {
+  switch (s.mode) {
+    case 'precopy':
+      return `precopy-timeout${s.converge_timeout_s}s`;
+    case 'postcopy':
+      return 'postcopy-immediate';
+    case 'hybrid':
+      return `hybrid-mgmt-switch${s.switch_after_s}s`;
+  }
+}
+
+function make(name: string, spec: ScenarioSpec, description: string): ScenarioParams {
+  return { name, id: scenarioId(spec), ...spec, description };
+}
+
+export const SCENARIOS: readonly ScenarioParams[] = [
+  make('precopy', { mode: 'precopy', converge_timeout_s: 120 }, 'upstream pre-copy; cancelled as "not converged" after 120 s'),
+  make('postcopy', { mode: 'postcopy', converge_timeout_s: 0 }, 'upstream post-copy: migrate-start-postcopy right after migrate'),
+  make('hybrid10', { mode: 'hybrid', switch_after_s: 10, converge_timeout_s: 0 }, 'pre-copy for 10 s, then the management side calls migrate-start-postcopy'),
+  make('hybrid60', { mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }, 'pre-copy for 60 s, then the management side calls migrate-start-postcopy'),
+];
+
+/** The default comparison of `make bench`: all scenarios, pre-copy first (the baseline). */
+export const DEFAULT_SCENARIOS = SCENARIOS.map((s) => s.name);
+
+export function listScenarios(): string {
+  const w = Math.max(...SCENARIOS.map((s) => s.name.length));
+  return SCENARIOS.map((s) => `  ${s.name.padEnd(w)}  ${s.id.padEnd(28)} ${s.description}`).join('\n');
+}
+
+/** Resolve a comma-separated list of scenario names; unknown names list what exists. */
+export function parseScenarios(arg: string, precopyTimeoutS?: number): ScenarioParams[] {
+  const names = arg.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new HecaError('no scenario given', { why: '--scenario needs at least one name', fix: `the scenarios are:\n${listScenarios()}` });
+  const seen = new Set<string>();
+  return names.map((n) => {
+    const s = n === 'all' ? undefined : SCENARIOS.find((x) => x.name === n);
+    if (!s) throw new HecaError(`unknown scenario "${n}"`, { why: 'it is not one of the defined scenarios', fix: `use one of these (comma-separated for several):\n${listScenarios()}` });
+    if (seen.has(n)) throw new HecaError(`scenario "${n}" given twice`, { why: 'each scenario runs once per repeat', fix: 'use --repeat N for repeats' });
+    seen.add(n);
+    if (s.mode === 'precopy' && precopyTimeoutS !== undefined) {
+      const spec = { mode: s.mode, converge_timeout_s: precopyTimeoutS };
+      return { ...s, ...spec, id: scenarioId(spec), description: `upstream pre-copy; cancelled as "not converged" after ${precopyTimeoutS} s` };
+    }
+    return s;
+  });
+}

@@ -1,0 +1,127 @@
+/**
+ * One QEMU running the heca guest: its command line, its process, its QMP
+ * connection and its guest control channel. Files live in `dir`:
+ * qemu.log, console.log, qmp.sock, ctl.sock.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { HecaError, tail } from '../../tools/lib/errors.ts';
+import type { Spawned } from '../../tools/lib/exec.ts';
+import { firmwareDirs } from '../../tools/lib/paths.ts';
+import { QmpClient } from '../../tools/qmp/client.ts';
+import { GuestChannel } from './guest-channel.ts';
+
+export interface VmConfig {
+  name: string;
+  dir: string;
+  accel: 'tcg' | 'kvm';
+  memMib: number;
+  kernel: string;
+  initrd: string;
+  append: string;
+  /** Wait for an incoming migration (`-incoming defer`). */
+  incoming?: boolean;
+  /** Back guest RAM by this shared file (e.g. in /dev/shm) so the host can read and write it. */
+  memFile?: string;
+}
+
+export function vmArgs(c: VmConfig): string[] {
+  const backend = c.memFile
+    ? `memory-backend-file,id=mem0,size=${c.memMib}M,mem-path=${c.memFile},share=on`
+    : `memory-backend-ram,id=mem0,size=${c.memMib}M`;
+  return [
+    '-name', c.name,
+    '-machine', 'pc,memory-backend=mem0',
+    '-object', backend,
+    '-accel', c.accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
+    '-cpu', c.accel === 'kvm' ? 'host' : 'max',
+    '-smp', '1',
+    '-m', `${c.memMib}M`,
+    '-nodefaults', '-no-user-config', '-display', 'none',
+    '-kernel', c.kernel,
+    '-initrd', c.initrd,
+    '-append', c.append,
+    '-chardev', `file,id=con,path=${join(c.dir, 'console.log')}`,
+    '-serial', 'chardev:con',
+    '-chardev', `socket,id=ctl,path=${join(c.dir, 'ctl.sock')},server=on,wait=off`,
+    '-serial', 'chardev:ctl',
+    '-qmp', `unix:${join(c.dir, 'qmp.sock')},server=on,wait=off`,
+    ...firmwareDirs.filter((d) => existsSync(d)).flatMap((d) => ['-L', d]),
+    ...(c.incoming ? ['-incoming', 'defer'] : []),
+  ];
+}
+
+export type Spawner = (cmd: string, args: string[], logFile: string) => Spawned;
+
+export class Vm {
+  private exitInfo: { exitCode: number; signal: string | undefined } | undefined;
+
+  private constructor(
+    readonly config: VmConfig,
+    readonly proc: Spawned,
+    readonly qmp: QmpClient,
+    readonly channel: GuestChannel,
+  ) {
+    void proc.exited.then((e) => {
+      this.exitInfo = e;
+    });
+  }
+
+  get logFile(): string {
+    return join(this.config.dir, 'qemu.log');
+  }
+
+  /** Start QEMU through `spawn` (e.g. inside a network namespace) and connect QMP and the channel. */
+  static async start(qemu: string, c: VmConfig, spawn: Spawner): Promise<Vm> {
+    const proc = spawn(qemu, vmArgs(c), join(c.dir, 'qemu.log'));
+    const died = proc.exited.then((e) => {
+      throw new HecaError(`QEMU ${c.name} exited while starting (status ${e.exitCode}${e.signal ? `, ${e.signal}` : ''})`, {
+        why: 'see its log below',
+        details: logTail(join(c.dir, 'qemu.log')),
+        fix: `full log: ${join(c.dir, 'qemu.log')}`,
+      });
+    });
+    try {
+      const qmp = await Promise.race([QmpClient.connect(join(c.dir, 'qmp.sock'), { timeoutMs: 10_000, retryUntilMs: 30_000 }), died]);
+      const channel = await Promise.race([GuestChannel.connect(join(c.dir, 'ctl.sock'), { timeoutMs: 30_000 }), died]);
+      return new Vm(c, proc, qmp, channel);
+    } catch (e) {
+      await proc.stop(2000);
+      throw e;
+    }
+  }
+
+  /** Set when QEMU has exited. */
+  get exited(): { exitCode: number; signal: string | undefined } | undefined {
+    return this.exitInfo;
+  }
+
+  /** Rejects with the log tail if QEMU exits before `p` settles. */
+  async guard<T>(p: Promise<T>, what: string): Promise<T> {
+    const died = this.proc.exited.then((e) => {
+      throw new HecaError(`QEMU ${this.config.name} exited during ${what} (status ${e.exitCode}${e.signal ? `, ${e.signal}` : ''})`, {
+        why: 'see its log below',
+        details: logTail(this.logFile),
+        fix: `full logs in ${this.config.dir}`,
+      });
+    });
+    return Promise.race([p, died]);
+  }
+
+  async stop(): Promise<void> {
+    this.channel.close();
+    if (!this.exitInfo) {
+      await Promise.race([this.qmp.execute('quit').catch(() => undefined), new Promise((r) => setTimeout(r, 3000))]);
+    }
+    await this.qmp.close().catch(() => undefined);
+    await this.proc.stop(3000);
+  }
+}
+
+export function logTail(path: string, n = 20): string {
+  try {
+    return tail(readFileSync(path, 'utf8'), n) || '(empty log)';
+  } catch {
+    return `(no log at ${path})`;
+  }
+}
