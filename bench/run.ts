@@ -20,7 +20,7 @@ import { chooseAccel, parseAccel } from './lib/accel.ts';
 import { runOnce, type RunContext } from './lib/engine.ts';
 import { ensureGuestImage, guestAppend } from './lib/guest-image.ts';
 import { checkMemory, hostFacts, requireRoot } from './lib/host.ts';
-import { describeLink, parseLink } from './lib/links.ts';
+import { assertLinkSupported, describeLink, LINK_NAMES, parseLink } from './lib/links.ts';
 import { writeReport } from './lib/report.ts';
 import { RESULT_SCHEMA_VERSION, type BenchResult, type Environment, type RunRecord, type ScenarioResult } from './lib/result.ts';
 import { DEFAULT_SCENARIOS, listScenarios, parseScenarios } from './lib/scenarios.ts';
@@ -61,7 +61,7 @@ main(async () => {
   }, usage);
   if (values.help) return void process.stdout.write(`${usage}\n`);
   if (values.list) {
-    process.stdout.write(`scenarios:\n${listScenarios()}\nworkloads:\n${listWorkloads()}\nlinks: lan1g lan10g wan unlimited\n`);
+    process.stdout.write(`scenarios:\n${listScenarios()}\nworkloads:\n${listWorkloads()}\nlinks: ${LINK_NAMES.join(' ')}\n`);
     return;
   }
   setVerbose(values.verbose === true);
@@ -90,6 +90,7 @@ main(async () => {
     return;
   }
   requireRoot('bench/run.ts');
+  await assertLinkSupported(link);
   mkdirSync(out, { recursive: true });
   await LocalTestbed.cleanupStale();
 

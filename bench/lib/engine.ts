@@ -30,6 +30,21 @@ export interface RunContext {
   warmupS: number;
   /** Migration port on the destination. */
   port: number;
+  /**
+   * Back guest RAM with shared files in this directory (e.g. /dev/shm) instead
+   * of anonymous memory; they are removed after the run. Tests use it to reach
+   * into guest memory from the host.
+   */
+  memDir?: string;
+  /** Called at fixed points of a run; tests use them to inject faults. */
+  hooks?: RunHooks;
+}
+
+export interface RunHooks {
+  /** Right after `migrate` was accepted (and, for post-copy, the switch was asked for). */
+  migrating?: (src: Vm, dst: Vm) => Promise<void> | void;
+  /** After the migration ended, before the integrity check, on the VM that runs the guest. */
+  beforeCheck?: (running: Vm, side: 'src' | 'dst') => Promise<void> | void;
 }
 
 const POLL_MS = 200;
@@ -63,9 +78,11 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
   let bed: LocalTestbed | undefined;
   let src: Vm | undefined;
   let dst: Vm | undefined;
+  const memFiles: string[] = [];
   const teardown = async () => {
     await Promise.allSettled([src?.stop(), dst?.stop()]);
     await bed?.destroy();
+    for (const f of memFiles) rmSync(f, { force: true });
   };
   const unregister = onCleanup(teardown);
   let t0 = 0;
@@ -79,8 +96,12 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       append: ctx.append(w),
     };
     const theBed = bed;
-    dst = await Vm.start(ctx.qemu, { ...base, name: 'heca-dst', dir: join(logs, 'dst'), incoming: true }, (c, a, log) => theBed.dst.spawn(c, a, { logFile: log }));
-    src = await Vm.start(ctx.qemu, { ...base, name: 'heca-src', dir: join(logs, 'src') }, (c, a, log) => theBed.src.spawn(c, a, { logFile: log }));
+    const memFile = (side: string) => (ctx.memDir ? { memFile: join(ctx.memDir, `heca-${process.pid}-${sc.name}-r${repeat}-${side}.ram`) } : {});
+    const dstCfg: VmConfig = { ...base, name: 'heca-dst', dir: join(logs, 'dst'), incoming: true, ...memFile('dst') };
+    const srcCfg: VmConfig = { ...base, name: 'heca-src', dir: join(logs, 'src'), ...memFile('src') };
+    memFiles.push(...[dstCfg.memFile, srcCfg.memFile].filter((f): f is string => f !== undefined));
+    dst = await Vm.start(ctx.qemu, dstCfg, (c, a, log) => theBed.dst.spawn(c, a, { logFile: log }));
+    src = await Vm.start(ctx.qemu, srcCfg, (c, a, log) => theBed.src.spawn(c, a, { logFile: log }));
     const S = src;
     const D = dst;
 
@@ -114,10 +135,12 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       await S.qmp.execute('migrate-start-postcopy');
       mark('postcopy-switch');
     }
+    await ctx.hooks?.migrating?.(S, D);
 
     // Drive the migration: poll the source until it ends.
     let last: MigrationInfo = await S.qmp.execute('query-migrate');
     let switched = sc.mode === 'postcopy';
+    let cancelled = false;
     for (;;) {
       if (S.exited || D.exited) throw new HecaError(`QEMU ${S.exited ? 'source' : 'destination'} exited mid-migration`, { why: 'see the log tails', details: `source:\n${tailOf(S)}\ndestination:\n${tailOf(D)}`, fix: `full logs in ${logs}` });
       const st = last.status;
@@ -128,7 +151,8 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
         switched = true;
         mark('postcopy-switch');
       }
-      if (sc.mode === 'precopy' && st === 'active' && elapsed >= sc.converge_timeout_s * 1000) {
+      if (sc.mode === 'precopy' && !cancelled && st === 'active' && elapsed >= sc.converge_timeout_s * 1000) {
+        cancelled = true;
         info(`  ${sc.name} r${repeat}: no convergence after ${sc.converge_timeout_s} s: cancelling`);
         await S.qmp.execute('migrate_cancel');
       }
@@ -155,11 +179,11 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     } else {
       mark('failed');
       rec.reason = `migration failed: ${last['error-desc'] ?? 'no error description'}`;
-      checkVm = S.exited ? D : S;
       throw new HecaError(rec.reason, { why: 'QEMU reported status failed', details: `source:\n${tailOf(S)}\ndestination:\n${tailOf(D)}` });
     }
 
     // The integrity check: every page of the arena, on the side now running the guest.
+    await ctx.hooks?.beforeCheck?.(checkVm, checkVm === D ? 'dst' : 'src');
     await checkVm.guard(checkVm.channel.waitFor('tick', { timeoutMs: 120_000 }), 'waiting for the guest to run');
     const chk = await checkVm.guard(checkVm.channel.check({ timeoutMs: 300_000 }), 'the integrity check');
     rec.integrity = { ok: chk.bad_pages === 0 && chk.pages_checked > 0, pages_checked: chk.pages_checked, bad_pages: chk.bad_pages, first_bad: chk.first_bad };

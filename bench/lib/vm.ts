@@ -81,6 +81,7 @@ export class Vm {
         fix: `full log: ${join(c.dir, 'qemu.log')}`,
       });
     });
+    died.catch(() => undefined); // observed through the races below; QEMU exiting later is not an error here
     try {
       const qmp = await Promise.race([QmpClient.connect(join(c.dir, 'qmp.sock'), { timeoutMs: 10_000, retryUntilMs: 30_000 }), died]);
       const channel = await Promise.race([GuestChannel.connect(join(c.dir, 'ctl.sock'), { timeoutMs: 30_000 }), died]);
@@ -105,6 +106,7 @@ export class Vm {
         fix: `full logs in ${this.config.dir}`,
       });
     });
+    died.catch(() => undefined); // only matters while `p` is pending
     return Promise.race([p, died]);
   }
 
