@@ -1,0 +1,108 @@
+/**
+ * The part of QEMU 10.0's QMP schema heca uses, as TypeScript types. Names and
+ * optionality follow qapi/*.json; `execute` is typed by QmpCommands, anything
+ * else goes through `executeRaw`.
+ */
+
+export interface QmpVersion {
+  qemu: { major: number; minor: number; micro: number };
+  package: string;
+}
+
+export interface QmpGreeting {
+  QMP: { version: QmpVersion; capabilities: string[] };
+}
+
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+  timestamp: { seconds: number; microseconds: number };
+}
+
+export type MigrationStatus =
+  | 'none' | 'setup' | 'cancelling' | 'cancelled' | 'active' | 'postcopy-active' | 'postcopy-paused'
+  | 'postcopy-recover-setup' | 'postcopy-recover' | 'completed' | 'failed' | 'colo' | 'pre-switchover'
+  | 'device' | 'wait-unplug';
+
+/** qapi/migration.json MigrationStats. */
+export interface MigrationStats {
+  transferred: number;
+  remaining: number;
+  total: number;
+  duplicate: number;
+  normal: number;
+  'normal-bytes': number;
+  'dirty-pages-rate': number;
+  mbps: number;
+  'dirty-sync-count': number;
+  'postcopy-requests': number;
+  'page-size': number;
+  'multifd-bytes': number;
+  'pages-per-second': number;
+  'precopy-bytes': number;
+  'downtime-bytes': number;
+  'postcopy-bytes': number;
+  'dirty-sync-missed-zero-copy': number;
+}
+
+/** qapi/migration.json MigrationInfo (the reply of query-migrate). */
+export interface MigrationInfo {
+  status?: MigrationStatus;
+  ram?: MigrationStats;
+  'total-time'?: number;
+  'expected-downtime'?: number;
+  downtime?: number;
+  'setup-time'?: number;
+  'cpu-throttle-percentage'?: number;
+  'error-desc'?: string;
+  'blocked-reasons'?: string[];
+  'postcopy-blocktime'?: number;
+  'postcopy-vcpu-blocktime'?: number[];
+  'socket-address'?: unknown[];
+  [more: string]: unknown;
+}
+
+export interface MigrationCapabilityStatus {
+  capability: string;
+  state: boolean;
+}
+
+export interface MigrateSetParameters {
+  'max-bandwidth'?: number;
+  'downtime-limit'?: number;
+  'max-postcopy-bandwidth'?: number;
+  'multifd-channels'?: number;
+  'avail-switchover-bandwidth'?: number;
+  [more: string]: unknown;
+}
+
+export interface StatusInfo {
+  running: boolean;
+  status: string;
+}
+
+/** Command name → its arguments and its return value. */
+export interface QmpCommands {
+  qmp_capabilities: { args: { enable?: string[] }; ret: Record<string, never> };
+  'query-version': { args: undefined; ret: QmpVersion };
+  'query-status': { args: undefined; ret: StatusInfo };
+  'query-migrate': { args: undefined; ret: MigrationInfo };
+  'query-migrate-parameters': { args: undefined; ret: Record<string, unknown> };
+  'query-migrate-capabilities': { args: undefined; ret: MigrationCapabilityStatus[] };
+  'migrate-set-capabilities': { args: { capabilities: MigrationCapabilityStatus[] }; ret: Record<string, never> };
+  'migrate-set-parameters': { args: MigrateSetParameters; ret: Record<string, never> };
+  migrate: { args: { uri?: string; channels?: unknown[]; detach?: boolean; resume?: boolean }; ret: Record<string, never> };
+  'migrate-incoming': { args: { uri?: string; channels?: unknown[]; 'exit-on-error'?: boolean }; ret: Record<string, never> };
+  'migrate-start-postcopy': { args: undefined; ret: Record<string, never> };
+  migrate_cancel: { args: undefined; ret: Record<string, never> };
+  stop: { args: undefined; ret: Record<string, never> };
+  cont: { args: undefined; ret: Record<string, never> };
+  quit: { args: undefined; ret: Record<string, never> };
+  system_reset: { args: undefined; ret: Record<string, never> };
+  'human-monitor-command': { args: { 'command-line': string; 'cpu-index'?: number }; ret: string };
+  'query-cpus-fast': { args: undefined; ret: { 'cpu-index': number; 'thread-id': number; target: string }[] };
+}
+
+export type QmpCommandName = keyof QmpCommands;
+export type ArgsOf<K extends QmpCommandName> = QmpCommands[K]['args'];
+export type ReturnOf<K extends QmpCommandName> = QmpCommands[K]['ret'];
