@@ -24,7 +24,7 @@ import { assertLinkSupported, describeLink, LINK_NAMES, parseLink } from './lib/
 import { writeReport } from './lib/report.ts';
 import { RESULT_SCHEMA_VERSION, type BenchResult, type Environment, type RunRecord, type ScenarioResult } from './lib/result.ts';
 import { DEFAULT_SCENARIOS, listScenarios, parseScenarios } from './lib/scenarios.ts';
-import { compareScenarios, summarize } from './lib/stats.ts';
+import { baselineIndex, compareScenarios, summarize } from './lib/stats.ts';
 import { LocalTestbed } from './lib/testbed-local.ts';
 import { Vm, vmArgs } from './lib/vm.ts';
 import { listWorkloads, makeWorkload } from './lib/workloads.ts';
@@ -152,7 +152,7 @@ function writeResult(out: string, env: Environment, scenarios: ScenarioResult[])
     scenarios,
     runs: scenarios[0]?.runs ?? [],
     summary: scenarios[0]?.summary ?? {},
-    comparison: scenarios.length > 1 ? compareScenarios(scenarios, 0) : undefined,
+    comparison: scenarios.length > 1 ? compareScenarios(scenarios, baselineIndex(scenarios)) : undefined,
     command: process.argv.slice(1),
   };
   writeFileSync(join(out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);

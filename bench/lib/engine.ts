@@ -9,7 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { debug, info } from '../../tools/lib/log.ts';
-import type { MigrationInfo } from '../../tools/qmp/types.ts';
+import type { MigrationInfo, QmpEvent } from '../../tools/qmp/types.ts';
 import { onCleanup } from './cleanup.ts';
 import type { GuestMessage } from './guest-channel.ts';
 import type { OpsSample, PhaseMark, RunRecord, ScenarioParams, WorkloadParams } from './result.ts';
@@ -124,8 +124,17 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     await D.qmp.execute('migrate-incoming', { uri });
 
     const mark = (name: PhaseMark['name']) => rec.phases.push({ at_ms: Date.now() - t0, name });
-    S.qmp.on('STOP', () => mark('stop'));
-    D.qmp.on('RESUME', () => mark('resume-dest'));
+    let stopUs: number | undefined;
+    let resumeUs: number | undefined;
+    const us = (e: QmpEvent) => e.timestamp.seconds * 1e6 + e.timestamp.microseconds;
+    S.qmp.on('STOP', (e) => {
+      stopUs ??= us(e);
+      mark('stop');
+    });
+    D.qmp.on('RESUME', (e) => {
+      resumeUs ??= us(e);
+      mark('resume-dest');
+    });
 
     const wire0 = await bed.wireBytes();
     t0 = Date.now();
@@ -141,8 +150,10 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     let last: MigrationInfo = await S.qmp.execute('query-migrate');
     let switched = sc.mode === 'postcopy';
     let cancelled = false;
+    // A cancelled migration reports no RAM figures: keep the last that did.
+    let lastWithRam: MigrationInfo = last;
     for (;;) {
-      if (S.exited || D.exited) throw new HecaError(`QEMU ${S.exited ? 'source' : 'destination'} exited mid-migration`, { why: 'see the log tails', details: `source:\n${tailOf(S)}\ndestination:\n${tailOf(D)}`, fix: `full logs in ${logs}` });
+      if (S.exited || (D.exited && !cancelled)) throw new HecaError(`QEMU ${S.exited ? 'source' : 'destination'} exited mid-migration`, { why: 'see the log tails', details: `source:\n${tailOf(S)}\ndestination:\n${tailOf(D)}`, fix: `full logs in ${logs}` });
       const st = last.status;
       if (st === 'completed' || st === 'failed' || st === 'cancelled') break;
       const elapsed = Date.now() - t0;
@@ -159,10 +170,11 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       if (elapsed > FINISH_TIMEOUT_MS) throw new HecaError(`migration still ${st} after ${FINISH_TIMEOUT_MS / 1000} s`, { why: 'it made no end', fix: `see ${logs}` });
       await sleep(POLL_MS);
       last = await S.guard(S.qmp.execute('query-migrate'), 'migration');
+      if (last.ram) lastWithRam = last;
     }
     const wire1 = await bed.wireBytes();
     rec.query_migrate = last;
-    fillFromInfo(rec, last);
+    fillFromInfo(rec, last.ram ? last : { ...last, ram: lastWithRam.ram });
     rec.bytes.wire = wire1.tx - wire0.tx + (wire1.rx - wire0.rx);
 
     let checkVm: Vm;
@@ -170,11 +182,13 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       mark('completed');
       // Post-copy: the destination finishes when the last page has arrived.
       await D.guard(waitDestDone(D), 'the end of the incoming migration');
+      if (resumeUs === undefined) await D.qmp.waitEvent('RESUME', { timeoutMs: 10_000 }).catch(() => undefined);
+      rec.downtime_host_ms = stopUs !== undefined && resumeUs !== undefined ? Math.round((resumeUs - stopUs) / 100) / 10 : null;
       checkVm = D;
       rec.status = 'completed';
     } else if (last.status === 'cancelled') {
       rec.status = 'not-converged';
-      rec.reason = `pre-copy did not converge within ${sc.converge_timeout_s} s (${fmtBytes(last.ram?.remaining ?? 0)} still dirty)`;
+      rec.reason = `pre-copy did not converge within ${sc.converge_timeout_s} s (${fmtBytes(lastWithRam.ram?.remaining ?? 0)} still dirty, ${fmtBytes(lastWithRam.ram?.transferred ?? 0)} sent)`;
       checkVm = S; // the guest goes on running on the source
     } else {
       mark('failed');

@@ -53,7 +53,14 @@ export interface RunRecord {
   /** Why it failed or did not converge; absent when completed. */
   reason?: string;
   total_time_ms: number | null;
+  /** Downtime as the source QEMU reports it (query-migrate `downtime`). */
   downtime_ms: number | null;
+  /**
+   * Downtime as the host saw it: from the source's STOP event to the
+   * destination's RESUME event (QMP event timestamps). For post-copy this
+   * is the real pause the guest sees; QEMU's own figure stops earlier.
+   */
+  downtime_host_ms?: number | null;
   setup_time_ms: number | null;
   bytes: {
     /** RAM bytes sent during pre-copy (before the switch to post-copy). */
@@ -127,6 +134,17 @@ export interface ScenarioResult {
   summary: Summary;
 }
 
+export interface Comparison {
+  /** Scenario id of the baseline: the first scenario with a completed run. */
+  baseline: string;
+  /** scenario id → metric → median over repeats of (scenario run r / baseline run r). */
+  ratios: Record<string, Record<string, number | null>>;
+  /** scenario id → metric → [min, max] of those ratios. */
+  spread?: Record<string, Record<string, [number, number] | null>>;
+  /** scenario id → number of repeats where both runs completed. */
+  pairs?: Record<string, number>;
+}
+
 export interface BenchResult {
   schema: typeof RESULT_SCHEMA_VERSION;
   /** The first scenario's id when only one ran; else the ids joined by '+'. */
@@ -137,7 +155,7 @@ export interface BenchResult {
   /** Same data as scenarios[0].runs, for the single-scenario case (issue #2's contract). */
   runs: RunRecord[];
   summary: Summary;
-  /** Ratios against the baseline scenario (the first one), per metric: median of ratios. */
-  comparison?: { baseline: string; ratios: Record<string, Record<string, number | null>> };
+  /** Ratios against the baseline scenario, per metric: median of per-repeat ratios. */
+  comparison?: Comparison;
   command: string[];
 }

@@ -48,7 +48,7 @@ async function migrate(scenario: string, workload: string, extra: { hooks?: RunH
   const mib = (n: number) => (n / 1048576).toFixed(1);
   console.log(`  ${scenario}/${workload}: ${rec.status} in ${((Date.now() - t) / 1000).toFixed(1)} s wall; total_time_ms=${rec.total_time_ms} downtime_ms=${rec.downtime_ms} ` +
     `precopy=${mib(rec.bytes.precopy)}MiB postcopy=${mib(rec.bytes.postcopy)}MiB wire=${mib(rec.bytes.wire)}MiB postcopy_requests=${rec.pages.postcopy_requests} ` +
-    `pages_checked=${rec.integrity.pages_checked} bad_pages=${rec.integrity.bad_pages} max_stall_ms=${rec.guest.max_stall_ms}${rec.reason ? ` reason=${rec.reason}` : ''}`);
+    `pages_checked=${rec.integrity.pages_checked} bad_pages=${rec.integrity.bad_pages} downtime_host_ms=${rec.downtime_host_ms} max_stall_ms=${rec.guest.max_stall_ms}${rec.reason ? ` reason=${rec.reason}` : ''}`);
   return rec;
 }
 
@@ -80,6 +80,7 @@ test('post-copy right after migrate completes and every page checks out', async 
   assert.ok(rec.bytes.postcopy > 0, 'pages were sent after the switch');
   assert.ok(rec.phases.some((p) => p.name === 'postcopy-switch'));
   assert.ok(rec.phases.some((p) => p.name === 'resume-dest'), 'the destination resumed');
+  assert.ok(typeof rec.downtime_host_ms === 'number' && rec.downtime_host_ms > 0, `host-observed downtime ${rec.downtime_host_ms}`);
 });
 
 test('a page corrupted on the destination after migration fails the run', async () => {
