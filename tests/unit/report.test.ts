@@ -1,0 +1,58 @@
+/** Units, tables, and a report written from a result with a failed and a corrupted run. */
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { formatBytes, formatMs, formatStat, mdTable } from '../../bench/lib/format.ts';
+import { writeReport } from '../../bench/lib/report.ts';
+import { baselineIndex, compareScenarios, summarize } from '../../bench/lib/stats.ts';
+import { fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
+
+test('human units', () => {
+  assert.is(formatBytes(512), '512 B');
+  assert.is(formatBytes(1536), '1.5 KiB');
+  assert.is(formatBytes(256 * 1048576), '256.0 MiB');
+  assert.is(formatBytes(3 * 1024 ** 3), '3.00 GiB');
+  assert.is(formatBytes(null), '–');
+  assert.is(formatMs(4.25), '4.3 ms');
+  assert.is(formatMs(219), '219 ms');
+  assert.is(formatMs(2133), '2.13 s');
+  assert.is(formatMs(61_500), '61.5 s');
+  assert.is(formatMs(undefined), '–');
+  assert.is(formatStat('total_time_ms', { median: 2000, min: 1500, max: 3000, n: 3 }), '2.00 s [1.50 s–3.00 s]');
+  assert.is(formatStat('total_time_ms', { median: null, min: null, max: null, n: 0 }), '–');
+});
+
+test('tables escape pipes', () => {
+  assert.is(mdTable(['a', 'b'], [['x|y', 'z']]), '| a | b |\n|---|---|\n| x\\|y | z |');
+});
+
+test('the report puts failures first and draws every chart', async () => {
+  const pre = fixtureScenario('precopy', 'precopy', [fixtureRun(1, { status: 'not-converged', total: null }), fixtureRun(2, { status: 'not-converged', total: null })]);
+  const post = fixtureScenario('postcopy', 'postcopy', [fixtureRun(1, { total: 2000 }), fixtureRun(2, { status: 'failed', bad: 3, reason: 'integrity check failed: 3 bad page(s)' })]);
+  const hyb = fixtureScenario('hybrid10', 'hybrid', [fixtureRun(1, { total: 12000 }), fixtureRun(2, { status: 'failed', total: null, reason: 'QEMU destination exited mid-migration' })]);
+  const scenarios = [pre, post, hyb];
+  for (const s of scenarios) s.summary = summarize(s.runs, MEM_MIB);
+  const result = { ...fixtureResult(scenarios), comparison: compareScenarios(scenarios, baselineIndex(scenarios)) };
+  const out = mkdtempSync(join(tmpdir(), 'heca-report-'));
+  const path = await writeReport(result, out);
+  const md = readFileSync(path, 'utf8');
+  const failures = md.indexOf('## ⚠ Failures');
+  assert.ok(failures > 0 && failures < md.indexOf('## Environment'), 'failures come before everything else');
+  assert.match(md, 'postcopy run 2: integrity check FAILED** — 3 bad page(s) of 40960 (first: 7)');
+  assert.match(md, 'hybrid10 run 2 failed**: QEMU destination exited mid-migration');
+  assert.match(md, '## Ratios to postcopy-immediate');
+  assert.match(md, '| total time | – | 6.00× |', 'precopy has no completed pair; hybrid10 r1 12 s vs 2 s');
+  assert.match(md, '0 / 2 / 0', 'precopy: none completed, two not converged');
+  const charts = readdirSync(join(out, 'charts')).sort();
+  assert.equal(charts, ['bytes.png', 'downtime.png', 'migration-time.png', 'pages.png', 'timeline-hybrid10.png', 'timeline-postcopy.png', 'timeline-precopy.png', 'wire-over-ram.png']);
+  for (const c of charts) {
+    const buf = readFileSync(join(out, 'charts', c));
+    assert.equal([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${c} is a PNG`);
+    assert.ok(statSync(join(out, 'charts', c)).size > 10_000, `${c} has content`);
+    assert.match(md, `(charts/${c})`, `${c} is linked from the report`);
+  }
+});
+
+test.run();

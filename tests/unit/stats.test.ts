@@ -1,0 +1,65 @@
+/** Medians, summaries over completed runs, and ratios paired by repeat. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { baselineIndex, compareScenarios, median, quantile, summarize } from '../../bench/lib/stats.ts';
+import { fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
+
+test('median and quantile: odd, even, empty, unsorted', () => {
+  assert.is(median([3, 1, 2]), 2);
+  assert.is(median([4, 1, 3, 2]), 2.5);
+  assert.is(median([]), null);
+  assert.is(median([7]), 7);
+  assert.is(quantile([10, 20, 30, 40, 50], 0), 10);
+  assert.is(quantile([10, 20, 30, 40, 50], 1), 50);
+  assert.is(quantile([10, 20, 30, 40, 50], 0.25), 20);
+});
+
+test('summarize uses completed runs only and counts statuses', () => {
+  const runs = [
+    fixtureRun(1, { total: 3000 }),
+    fixtureRun(2, { total: 1000 }),
+    fixtureRun(3, { total: 2000, wire: 512 * 1048576 }),
+    fixtureRun(4, { status: 'not-converged', total: null }),
+    fixtureRun(5, { status: 'failed', total: 99999, reason: 'boom' }),
+  ];
+  const s = summarize(runs, MEM_MIB);
+  assert.equal(s.total_time_ms, { median: 2000, min: 1000, max: 3000, n: 3 });
+  assert.is(s.runs?.median, 5);
+  assert.is(s.completed?.median, 3);
+  assert.is(s.not_converged?.median, 1);
+  assert.is(s.failed?.median, 1);
+  assert.is(s.wire_over_ram?.median, 1, 'wire 256 MiB over 256 MiB RAM');
+  assert.is(s.wire_over_ram?.max, 2);
+  assert.is(s.downtime_host_ms?.median, 15);
+});
+
+test('summarize with no completed run gives nulls, not zeros', () => {
+  const s = summarize([fixtureRun(1, { status: 'failed', total: null })], MEM_MIB);
+  assert.equal(s.total_time_ms, { median: null, min: null, max: null, n: 0 });
+  assert.is(s.completed?.median, 0);
+});
+
+test('ratios pair runs by repeat and skip pairs where either did not complete', () => {
+  const base = fixtureScenario('postcopy', 'postcopy', [fixtureRun(1, { total: 1000 }), fixtureRun(2, { total: 2000 }), fixtureRun(3, { total: 4000 })]);
+  const other = fixtureScenario('hybrid10', 'hybrid', [fixtureRun(1, { total: 3000 }), fixtureRun(2, { total: 2000 }), fixtureRun(3, { status: 'failed', total: 1 })]);
+  base.summary = summarize(base.runs, MEM_MIB);
+  other.summary = summarize(other.runs, MEM_MIB);
+  const c = compareScenarios([base, other], 0);
+  assert.is(c.baseline, 'postcopy-immediate');
+  assert.is(c.ratios['hybrid-mgmt-switch10s']?.total_time_ms, 2, 'median of 3 and 1');
+  assert.equal(c.spread?.['hybrid-mgmt-switch10s']?.total_time_ms, [1, 3]);
+  assert.is(c.pairs?.['hybrid-mgmt-switch10s'], 2);
+  assert.is(c.ratios['hybrid-mgmt-switch10s']?.downtime_bytes, null, 'baseline 0: no ratio');
+  assert.not.ok('postcopy-immediate' in c.ratios, 'no ratio of the baseline to itself');
+});
+
+test('the baseline is the first scenario that completed a run', () => {
+  const pre = fixtureScenario('precopy', 'precopy', [fixtureRun(1, { status: 'not-converged', total: null })]);
+  const post = fixtureScenario('postcopy', 'postcopy', [fixtureRun(1)]);
+  assert.is(baselineIndex([pre, post]), 1);
+  assert.is(baselineIndex([post, pre]), 0);
+  assert.is(baselineIndex([pre]), 0);
+  assert.throws(() => compareScenarios([pre], 3), /no scenario/);
+});
+
+test.run();
