@@ -1,0 +1,102 @@
+/**
+ * bench/run.ts as a user runs it: bad input is refused before anything
+ * starts, --dry-run prints the QEMU command lines, a one-run invocation
+ * writes result.json + report + charts, and Ctrl-C mid-run cleans up
+ * (no QEMU, namespace or veth left).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { BenchResult } from '../../bench/lib/result.ts';
+import { probe } from '../../tools/lib/exec.ts';
+import { repoRoot } from '../../tools/lib/paths.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'heca-bench-cli-'));
+const RUN = join(repoRoot, 'bench', 'run.ts');
+
+function bench(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', RUN, ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 600_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+async function leftovers(): Promise<string[]> {
+  const found: string[] = [];
+  const ns = await probe('ip', ['netns', 'list']);
+  if (/heca-/.test(ns)) found.push(`netns: ${ns}`);
+  const links = await probe('ip', ['-o', 'link', 'show']);
+  if (/heca/.test(links)) found.push('veth');
+  const ps = await probe('ps', ['-eo', 'args']);
+  found.push(...ps.split('\n').filter((l) => l.includes('qemu-system') && l.includes('-name heca-')));
+  return found;
+}
+
+test('bad input is refused up front with what exists', () => {
+  const out = join(tmp, 'never');
+  const sc = bench('--scenario', 'precopy,warp', '--out', out);
+  assert.is(sc.code, 1);
+  assert.match(sc.err, 'unknown scenario "warp"');
+  assert.match(sc.err, 'hybrid60');
+  const fl = bench('--sceanrio', 'precopy');
+  assert.is(fl.code, 2);
+  assert.match(fl.err, 'usage');
+  const mem = bench('--mem', '900000', '--out', out);
+  assert.is(mem.code, 1);
+  assert.match(mem.err, /memory|MiB/);
+  const wl = bench('--workload', 'nap', '--out', out);
+  assert.match(wl.err, 'write-heavy');
+  const link = bench('--link', 'dialup', '--out', out);
+  assert.match(link.err, 'lan1g');
+  assert.ok(!existsSync(out), 'nothing written');
+});
+
+test('--dry-run prints both QEMU command lines and starts nothing', () => {
+  const r = bench('--dry-run', '--scenario', 'postcopy', '--mem', '256', '--out', join(tmp, 'dry'));
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, '# destination');
+  assert.match(r.out, '-incoming defer');
+  assert.match(r.out, /memory-backend-ram,id=mem0,size=256M/);
+  assert.match(r.out, 'postcopy-immediate');
+});
+
+test('one run writes result.json, the report and charts', () => {
+  const out = join(tmp, 'one');
+  const r = bench('--scenario', 'postcopy', '--mem', '256', '--repeat', '1', '--warmup', '1', '--out', out);
+  assert.is(r.code, 0, r.err);
+  const res = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as BenchResult;
+  assert.is(res.schema, 1);
+  assert.is(res.scenario, 'postcopy-immediate');
+  assert.is(res.environment.accel, existsSync('/dev/kvm') ? res.environment.accel : 'tcg');
+  assert.ok(res.environment.accel_reason.length > 0);
+  assert.match(res.environment.qemu_version, '10.0.');
+  assert.is(res.runs.length, 1);
+  assert.is(res.runs[0]!.status, 'completed');
+  assert.ok(res.runs[0]!.integrity.ok);
+  assert.is(res.summary.completed?.median, 1);
+  assert.ok(existsSync(join(out, 'report.md')));
+  assert.ok(existsSync(join(out, 'charts', 'timeline-postcopy.png')));
+  assert.ok(existsSync(join(out, res.runs[0]!.logs_dir, 'src', 'qemu.log')));
+});
+
+test('Ctrl-C during a run cleans up and exits 130', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', RUN, '--scenario', 'precopy', '--mem', '256', '--repeat', '1', '--out', join(tmp, 'int')], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  const booted = new Promise<void>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('booting the guest')) resolve();
+    });
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await Promise.race([booted, exited]);
+  await new Promise((r) => setTimeout(r, 4000)); // QEMUs up, guest running
+  assert.ok((await leftovers()).length > 0, 'the run had started its QEMUs and namespaces');
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.is(code, 130, err);
+  assert.equal(await leftovers(), [], 'nothing left behind');
+});
+
+test.run();
