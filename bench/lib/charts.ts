@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { ChartConfiguration, ChartDataset, Plugin } from 'chart.js';
 import { ChartJSNodeCanvas } from 'chartjs-node-canvas';
 import type { Environment, RunRecord, ScenarioResult } from './result.ts';
-import { median } from './stats.ts';
+import { latencyCdf, median } from './stats.ts';
 
 const W = 960;
 const H = 540;
@@ -180,6 +180,37 @@ export async function writeCharts(inp: ChartInput, dir: string): Promise<Record<
       scales: { y: { type: 'logarithmic', title: { display: true, text: 'pages (log scale)' } } },
     },
   } as ChartConfiguration);
+
+  const withFaults = inp.scenarios.map((s, i) => ({ s, label: inp.labels[i]!, runs: completed(s).filter((r) => r.faults && r.faults.faults > 0) })).filter((x) => x.runs.length);
+  if (withFaults.length) {
+    out.faultCdf = await write(dir, 'fault-latency-cdf.png', {
+      type: 'line',
+      data: {
+        datasets: withFaults.map((x, j) => ({
+          label: `${x.label} (${x.runs.reduce((a, r) => a + r.faults!.faults, 0)} faults, ${x.runs.length} runs)`,
+          data: latencyCdf(x.runs.map((r) => r.faults!.latency_histogram)).map(([x0, y]) => ({ x: x0, y })),
+          borderColor: COLORS[j % COLORS.length], backgroundColor: COLORS[j % COLORS.length], stepped: 'before', pointRadius: 2,
+        })),
+      },
+      options: {
+        parsing: false,
+        plugins: { ...title('Post-copy fault latency, CDF (destination; request → page placed)', inp.subtitle), legend: { position: 'bottom' } },
+        scales: { x: { type: 'logarithmic', title: { display: true, text: 'latency ≤ µs (power-of-two buckets)' } }, y: { min: 0, max: 1, title: { display: true, text: 'fraction of faults' } } },
+      },
+    } as ChartConfiguration);
+    const split = (label: string, get: (r: RunRecord) => number, color: string): ChartDataset<'bar', (number | null)[]> => ({
+      label, stack: 'pages', backgroundColor: color,
+      data: inp.scenarios.map((s) => median(completed(s).filter((r) => r.faults).map(get))),
+    });
+    out.demand = await write(dir, 'postcopy-pages.png', {
+      type: 'bar',
+      data: { labels: inp.labels, datasets: [split('on demand (requested)', (r) => r.faults!.demand_pages, COLORS[3]!), split('background stream', (r) => r.faults!.background_pages, COLORS[2]!)] },
+      options: {
+        plugins: { ...title('Pages placed during post-copy: on demand vs background (medians)', inp.subtitle), legend: { position: 'bottom' } },
+        scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, title: { display: true, text: 'pages' } } },
+      },
+    } as ChartConfiguration);
+  }
 
   for (const [i, s] of inp.scenarios.entries()) {
     const r = representativeRun(s);

@@ -9,10 +9,11 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { debug, info } from '../../tools/lib/log.ts';
-import type { MigrationInfo, QmpEvent } from '../../tools/qmp/types.ts';
+import type { MigrateSetParameters, MigrationInfo, QmpEvent } from '../../tools/qmp/types.ts';
 import { onCleanup } from './cleanup.ts';
 import type { GuestMessage } from './guest-channel.ts';
-import type { OpsSample, PhaseMark, RunRecord, ScenarioParams, WorkloadParams } from './result.ts';
+import type { FaultStats, OpsSample, PhaseMark, RunRecord, ScenarioParams, WorkloadParams } from './result.ts';
+import { QmpCommandError } from '../../tools/qmp/errors.ts';
 import { LocalTestbed } from './testbed-local.ts';
 import type { LinkProfileName } from './result.ts';
 import { logTail, Vm, type VmConfig } from './vm.ts';
@@ -120,6 +121,8 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       // The link, not QEMU's default rate limit, must be the bottleneck.
       await vm.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 1024 * 1024 * 1024 });
     }
+    const qemuSwitch = sc.mode !== 'precopy' && sc.switchover === 'qemu';
+    if (qemuSwitch) await setSwitchover(S, sc);
     const uri = `tcp:${bed.dst.addr}:${ctx.port}`;
     await D.qmp.execute('migrate-incoming', { uri });
 
@@ -135,20 +138,21 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       resumeUs ??= us(e);
       mark('resume-dest');
     });
+    // The switch as the source made it, whoever asked for it.
+    S.qmp.on('MIGRATION', (e) => {
+      if (e.data?.status === 'postcopy-active') mark('postcopy-switch');
+    });
 
     const wire0 = await bed.wireBytes();
     t0 = Date.now();
     mark('migrate');
     await S.qmp.execute('migrate', { uri });
-    if (sc.mode === 'postcopy') {
-      await S.qmp.execute('migrate-start-postcopy');
-      mark('postcopy-switch');
-    }
+    if (sc.mode === 'postcopy' && !qemuSwitch) await S.qmp.execute('migrate-start-postcopy');
     await ctx.hooks?.migrating?.(S, D);
 
     // Drive the migration: poll the source until it ends.
     let last: MigrationInfo = await S.qmp.execute('query-migrate');
-    let switched = sc.mode === 'postcopy';
+    let switched = sc.mode === 'postcopy' || qemuSwitch;
     let cancelled = false;
     // A cancelled migration reports no RAM figures: keep the last that did.
     let lastWithRam: MigrationInfo = last;
@@ -160,7 +164,6 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       if (sc.mode === 'hybrid' && !switched && st === 'active' && elapsed >= (sc.switch_after_s ?? 0) * 1000) {
         await S.qmp.execute('migrate-start-postcopy');
         switched = true;
-        mark('postcopy-switch');
       }
       if (sc.mode === 'precopy' && !cancelled && st === 'active' && elapsed >= sc.converge_timeout_s * 1000) {
         cancelled = true;
@@ -184,6 +187,8 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       await D.guard(waitDestDone(D), 'the end of the incoming migration');
       if (resumeUs === undefined) await D.qmp.waitEvent('RESUME', { timeoutMs: 10_000 }).catch(() => undefined);
       rec.downtime_host_ms = stopUs !== undefined && resumeUs !== undefined ? Math.round((resumeUs - stopUs) / 100) / 10 : null;
+      const faults = faultStats(await D.qmp.execute('query-migrate'));
+      if (faults) rec.faults = faults;
       checkVm = D;
       rec.status = 'completed';
     } else if (last.status === 'cancelled') {
@@ -220,6 +225,39 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
   }
   debug(`run record: ${JSON.stringify({ ...rec, guest: { ...rec.guest, ops_timeline: rec.guest.ops_timeline.length } })}`);
   return rec;
+}
+
+/** Ask QEMU to switch to post-copy by itself (heca's postcopy-switchover). */
+async function setSwitchover(S: Vm, sc: ScenarioParams): Promise<void> {
+  const params: MigrateSetParameters = sc.mode === 'hybrid'
+    ? { 'postcopy-deadline': (sc.switch_after_s ?? 0) * 1000, 'postcopy-switchover': 'deadline' }
+    : { 'postcopy-switchover': 'immediate' };
+  try {
+    await S.qmp.execute('migrate-set-parameters', params);
+  } catch (e) {
+    if (e instanceof QmpCommandError && /postcopy-(switchover|deadline)/.test(e.desc) && /unexpected|not found|invalid parameter/i.test(e.desc)) {
+      throw new HecaError(`scenario ${sc.name} needs heca's QEMU patches`, {
+        why: `this QEMU has no postcopy-switchover parameter (${e.desc})`,
+        fix: 'build the patched QEMU (make build) or unset $HECA_QEMU; upstream-only scenarios: precopy, postcopy, mgmt-hybrid10, mgmt-hybrid60',
+      });
+    }
+    throw e;
+  }
+}
+
+/** The destination's postcopy-fault-stats, in result.json's shape. */
+export function faultStats(i: MigrationInfo): FaultStats | undefined {
+  const f = i['postcopy-fault-stats'] as Record<string, unknown> | undefined;
+  if (!f || typeof f !== 'object') return undefined;
+  const n = (k: string) => (typeof f[k] === 'number' ? (f[k] as number) : 0);
+  return {
+    faults: n('faults'),
+    latency_total_us: n('latency-total'),
+    latency_max_us: n('latency-max'),
+    latency_histogram: Array.isArray(f['latency-histogram']) ? (f['latency-histogram'] as number[]) : [],
+    demand_pages: n('demand-pages'),
+    background_pages: n('background-pages'),
+  };
 }
 
 function tailOf(vm: Vm | undefined): string {

@@ -25,6 +25,7 @@ export function formatRatio(n: number | null | undefined): string {
 export function formatMetric(metric: string, v: number | null | undefined): string {
   const unit = METRICS[metric]?.unit;
   if (unit === 'ms') return formatMs(v);
+  if (unit === 'us') return typeof v === 'number' ? formatMs(v / 1000) : '–';
   if (unit === 'bytes') return formatBytes(v);
   if (unit === 'ratio') return typeof v === 'number' ? v.toFixed(3) : '–';
   return typeof v === 'number' ? String(Math.round(v)) : '–';

@@ -57,7 +57,7 @@ export async function writeReport(result: BenchResult, out: string): Promise<str
   if (result.comparison) {
     md.push(`## Ratios to ${result.comparison.baseline}\n`, 'Per repeat: scenario ÷ baseline of the same repeat (repeats are interleaved); median [min–max] over repeats.\n', ratioTable(labels, result.scenarios, result.comparison), '');
   }
-  md.push('## Charts\n', img('time', 'migration time'), img('downtime', 'downtime'), img('bytes', 'bytes by phase'), img('overhead', 'wire over RAM'), img('pages', 'pages'));
+  md.push('## Charts\n', img('time', 'migration time'), img('downtime', 'downtime'), img('bytes', 'bytes by phase'), img('overhead', 'wire over RAM'), img('pages', 'pages'), img('faultCdf', 'fault latency CDF'), img('demand', 'post-copy pages on demand vs background'));
   for (const l of labels) md.push(img(`timeline:${l}`, `guest throughput during ${l}`));
   md.push('## Runs\n');
   result.scenarios.forEach((s, i) => md.push(`### ${labels[i]}\n`, mdTable(RUN_HEAD, s.runs.map(runLine)), ''));

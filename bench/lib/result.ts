@@ -47,6 +47,16 @@ export interface OpsSample {
   side: 'src' | 'dst';
 }
 
+export interface FaultStats {
+  faults: number;
+  latency_total_us: number;
+  latency_max_us: number;
+  /** Element i: requests served in [2^i, 2^(i+1)) µs (0 includes < 1 µs; the last is open). */
+  latency_histogram: number[];
+  demand_pages: number;
+  background_pages: number;
+}
+
 export interface RunRecord {
   repeat: number;
   status: RunStatus;
@@ -87,6 +97,12 @@ export interface RunRecord {
     max_gap_host_ms: number | null;
     ops_timeline: OpsSample[];
   };
+  /**
+   * The destination's postcopy-fault-stats (heca QEMU patches): page
+   * requests to the source and their latency, pages on demand vs in the
+   * background. Absent without post-copy or with an unpatched QEMU.
+   */
+  faults?: FaultStats;
   /** Guest page-by-page check after migration. ok=false fails the run. */
   integrity: { ok: boolean; pages_checked: number; bad_pages: number; first_bad?: number[] };
   phases: PhaseMark[];
@@ -102,6 +118,12 @@ export interface ScenarioParams {
   /** Derived from the parameters: two scenarios with equal ids are the same experiment. */
   id: string;
   mode: 'precopy' | 'postcopy' | 'hybrid';
+  /**
+   * postcopy/hybrid: who switches to post-copy: the management side
+   * (migrate-start-postcopy, upstream) or QEMU itself (heca's
+   * postcopy-switchover parameter). Absent: mgmt.
+   */
+  switchover?: 'mgmt' | 'qemu';
   /** hybrid: seconds of pre-copy before the management side switches. */
   switch_after_s?: number;
   /** precopy: give up after this many seconds without convergence. */

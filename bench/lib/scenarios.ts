@@ -2,16 +2,22 @@
  * Migration scenarios. A scenario is a set of parameters; its id is derived
  * from them, so two runs with the same id are the same experiment.
  *
- * These are upstream QEMU's own modes driven from the management side:
- *   precopy   pre-copy only, bounded by a convergence timeout ("not converged" is a result)
- *   postcopy  migrate-start-postcopy right after migrate
- *   hybridT   pre-copy for T s, then the management side switches to post-copy unless done
+ * Upstream QEMU's modes, driven from the management side (QMP):
+ *   precopy        pre-copy only, bounded by a convergence timeout ("not converged" is a result)
+ *   postcopy       migrate-start-postcopy right after migrate
+ *   mgmt-hybridT   pre-copy for T s, then the management side calls migrate-start-postcopy
+ * heca's modes, decided inside QEMU (qemu-patches: postcopy-switchover):
+ *   full           postcopy-switchover=immediate: no pre-copy pass at all
+ *   hybridT        postcopy-switchover=deadline, postcopy-deadline=T s; a pre-copy
+ *                  that converges earlier switches through post-copy, not stop-and-copy
  */
 import { HecaError } from '../../tools/lib/errors.ts';
 import type { ScenarioParams } from './result.ts';
 
 export interface ScenarioSpec {
   mode: ScenarioParams['mode'];
+  /** postcopy/hybrid: who decides the switch (default mgmt). */
+  switchover?: ScenarioParams['switchover'];
   switch_after_s?: number;
   converge_timeout_s: number;
 }
@@ -21,9 +27,9 @@ export function scenarioId(s: ScenarioSpec): string {
     case 'precopy':
       return `precopy-timeout${s.converge_timeout_s}s`;
     case 'postcopy':
-      return 'postcopy-immediate';
+      return s.switchover === 'qemu' ? 'postcopy-qemu-immediate' : 'postcopy-immediate';
     case 'hybrid':
-      return `hybrid-mgmt-switch${s.switch_after_s}s`;
+      return s.switchover === 'qemu' ? `hybrid-qemu-deadline${s.switch_after_s}s` : `hybrid-mgmt-switch${s.switch_after_s}s`;
   }
 }
 
@@ -34,8 +40,11 @@ function make(name: string, spec: ScenarioSpec, description: string): ScenarioPa
 export const SCENARIOS: readonly ScenarioParams[] = [
   make('precopy', { mode: 'precopy', converge_timeout_s: 120 }, 'upstream pre-copy; cancelled as "not converged" after 120 s'),
   make('postcopy', { mode: 'postcopy', converge_timeout_s: 0 }, 'upstream post-copy: migrate-start-postcopy right after migrate'),
-  make('hybrid10', { mode: 'hybrid', switch_after_s: 10, converge_timeout_s: 0 }, 'pre-copy for 10 s, then the management side calls migrate-start-postcopy'),
-  make('hybrid60', { mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }, 'pre-copy for 60 s, then the management side calls migrate-start-postcopy'),
+  make('full', { mode: 'postcopy', switchover: 'qemu', converge_timeout_s: 0 }, 'heca full post-copy: QEMU switches right after setup (postcopy-switchover=immediate)'),
+  make('hybrid10', { mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, converge_timeout_s: 0 }, 'heca hybrid: QEMU switches after 10 s of pre-copy, or on convergence (postcopy-switchover=deadline)'),
+  make('hybrid60', { mode: 'hybrid', switchover: 'qemu', switch_after_s: 60, converge_timeout_s: 0 }, 'heca hybrid: QEMU switches after 60 s of pre-copy, or on convergence (postcopy-switchover=deadline)'),
+  make('mgmt-hybrid10', { mode: 'hybrid', switch_after_s: 10, converge_timeout_s: 0 }, 'pre-copy for 10 s, then the management side calls migrate-start-postcopy'),
+  make('mgmt-hybrid60', { mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }, 'pre-copy for 60 s, then the management side calls migrate-start-postcopy'),
 ];
 
 /** The default comparison of `make bench`: all scenarios, pre-copy first (the baseline). */
@@ -43,7 +52,7 @@ export const DEFAULT_SCENARIOS = SCENARIOS.map((s) => s.name);
 
 export function listScenarios(): string {
   const w = Math.max(...SCENARIOS.map((s) => s.name.length));
-  return SCENARIOS.map((s) => `  ${s.name.padEnd(w)}  ${s.id.padEnd(28)} ${s.description}`).join('\n');
+  return SCENARIOS.map((s) => `  ${s.name.padEnd(w)}  ${s.id.padEnd(26)} ${s.description}`).join('\n');
 }
 
 /** Resolve a comma-separated list of scenario names; unknown names list what exists. */

@@ -21,7 +21,7 @@ export function quantile(xs: readonly number[], q: number): number | null {
 }
 
 /** The metrics summarized and compared, each read from one run. */
-export const METRICS: Readonly<Record<string, { label: string; unit: 'ms' | 'bytes' | 'ratio' | 'count'; get: (r: RunRecord, memMib: number) => number | null | undefined }>> = {
+export const METRICS: Readonly<Record<string, { label: string; unit: 'ms' | 'us' | 'bytes' | 'ratio' | 'count'; get: (r: RunRecord, memMib: number) => number | null | undefined }>> = {
   total_time_ms: { label: 'total time', unit: 'ms', get: (r) => r.total_time_ms },
   downtime_ms: { label: 'downtime (QEMU)', unit: 'ms', get: (r) => r.downtime_ms },
   downtime_host_ms: { label: 'downtime (STOP→RESUME)', unit: 'ms', get: (r) => r.downtime_host_ms },
@@ -35,7 +35,25 @@ export const METRICS: Readonly<Record<string, { label: string; unit: 'ms' | 'byt
   pages_normal: { label: 'normal pages', unit: 'count', get: (r) => r.pages.normal },
   postcopy_requests: { label: 'post-copy requests', unit: 'count', get: (r) => r.pages.postcopy_requests },
   max_stall_ms: { label: 'guest max stall', unit: 'ms', get: (r) => r.guest.max_stall_ms },
+  faults: { label: 'remote faults (dst)', unit: 'count', get: (r) => r.faults?.faults },
+  fault_latency_mean_us: { label: 'fault latency, mean', unit: 'us', get: (r) => (r.faults?.faults ? r.faults.latency_total_us / r.faults.faults : null) },
+  fault_latency_max_us: { label: 'fault latency, max', unit: 'us', get: (r) => r.faults?.latency_max_us },
+  demand_pages: { label: 'post-copy pages on demand', unit: 'count', get: (r) => r.faults?.demand_pages },
+  background_pages: { label: 'post-copy pages in background', unit: 'count', get: (r) => r.faults?.background_pages },
 };
+
+/** Latency CDF from summed power-of-two histograms: [upper bound µs, fraction ≤ it]. */
+export function latencyCdf(histograms: readonly (readonly number[])[]): [number, number][] {
+  const len = Math.max(0, ...histograms.map((h) => h.length));
+  const sum = Array.from({ length: len }, (_, i) => histograms.reduce((a, h) => a + (h[i] ?? 0), 0));
+  const total = sum.reduce((a, b) => a + b, 0);
+  if (total === 0) return [];
+  let acc = 0;
+  return sum.map((c, i) => {
+    acc += c;
+    return [2 ** (i + 1), acc / total] as [number, number];
+  });
+}
 
 function stat(values: number[]): Summary[string] {
   if (values.length === 0) return { median: null, min: null, max: null, n: 0 };

@@ -22,6 +22,9 @@ test('scenario ids derive from parameters and are unique', () => {
   assert.is(new Set(ids).size, ids.length);
   for (const s of SCENARIOS) assert.is(s.id, scenarioId(s));
   assert.is(scenarioId({ mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }), 'hybrid-mgmt-switch60s');
+  assert.is(scenarioId({ mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, converge_timeout_s: 0 }), 'hybrid-qemu-deadline10s');
+  assert.is(scenarioId({ mode: 'postcopy', switchover: 'qemu', converge_timeout_s: 0 }), 'postcopy-qemu-immediate');
+  assert.equal(SCENARIOS.map((s) => s.name), ['precopy', 'postcopy', 'full', 'hybrid10', 'hybrid60', 'mgmt-hybrid10', 'mgmt-hybrid60']);
   const [p] = parseScenarios('precopy', 30);
   assert.is(p!.id, 'precopy-timeout30s', 'a changed parameter changes the id');
 });

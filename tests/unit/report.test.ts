@@ -46,7 +46,7 @@ test('the report puts failures first and draws every chart', async () => {
   assert.match(md, '| total time | – | 6.00× |', 'precopy has no completed pair; hybrid10 r1 12 s vs 2 s');
   assert.match(md, '0 / 2 / 0', 'precopy: none completed, two not converged');
   const charts = readdirSync(join(out, 'charts')).sort();
-  assert.equal(charts, ['bytes.png', 'downtime.png', 'migration-time.png', 'pages.png', 'timeline-hybrid10.png', 'timeline-postcopy.png', 'timeline-precopy.png', 'wire-over-ram.png']);
+  assert.equal(charts, ['bytes.png', 'downtime.png', 'fault-latency-cdf.png', 'migration-time.png', 'pages.png', 'postcopy-pages.png', 'timeline-hybrid10.png', 'timeline-postcopy.png', 'timeline-precopy.png', 'wire-over-ram.png']);
   for (const c of charts) {
     const buf = readFileSync(join(out, 'charts', c));
     assert.equal([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${c} is a PNG`);

@@ -1,7 +1,8 @@
 /** Medians, summaries over completed runs, and ratios paired by repeat. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { baselineIndex, compareScenarios, median, quantile, summarize } from '../../bench/lib/stats.ts';
+import { baselineIndex, compareScenarios, latencyCdf, median, quantile, summarize } from '../../bench/lib/stats.ts';
+import { faultStats } from '../../bench/lib/engine.ts';
 import { fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 
 test('median and quantile: odd, even, empty, unsorted', () => {
@@ -60,6 +61,22 @@ test('the baseline is the first scenario that completed a run', () => {
   assert.is(baselineIndex([post, pre]), 0);
   assert.is(baselineIndex([pre]), 0);
   assert.throws(() => compareScenarios([pre], 3), /no scenario/);
+});
+
+test('fault latency: mean and max from the stats, CDF from summed histograms', () => {
+  const s = summarize([fixtureRun(1), fixtureRun(2)], MEM_MIB);
+  assert.is(s.fault_latency_mean_us?.median, 900);
+  assert.is(s.fault_latency_max_us?.median, 3000);
+  assert.is(s.background_pages?.median, 30000);
+  assert.equal(latencyCdf([[1, 0, 3], [0, 0, 0, 4]]), [[2, 0.125], [4, 0.125], [8, 0.5], [16, 1]]);
+  assert.equal(latencyCdf([[0, 0]]), [], 'no faults: no curve');
+});
+
+test('postcopy-fault-stats from query-migrate, absent on an unpatched QEMU', () => {
+  assert.is(faultStats({ status: 'completed' }), undefined);
+  assert.equal(faultStats({ status: 'completed', 'postcopy-fault-stats': { faults: 3, 'latency-total': 300, 'latency-max': 200, 'latency-histogram': [0, 3], 'demand-pages': 3, 'background-pages': 7 } }), {
+    faults: 3, latency_total_us: 300, latency_max_us: 200, latency_histogram: [0, 3], demand_pages: 3, background_pages: 7,
+  });
 });
 
 test.run();

@@ -45,6 +45,16 @@ export interface MigrationStats {
   'dirty-sync-missed-zero-copy': number;
 }
 
+/** heca's PostcopyFaultStats (qemu-patches series 1). */
+export interface PostcopyFaultStats {
+  faults: number;
+  'latency-total': number;
+  'latency-max': number;
+  'latency-histogram': number[];
+  'demand-pages': number;
+  'background-pages': number;
+}
+
 /** qapi/migration.json MigrationInfo (the reply of query-migrate). */
 export interface MigrationInfo {
   status?: MigrationStatus;
@@ -58,6 +68,8 @@ export interface MigrationInfo {
   'blocked-reasons'?: string[];
   'postcopy-blocktime'?: number;
   'postcopy-vcpu-blocktime'?: number[];
+  /** heca (qemu-patches): destination page fault statistics. */
+  'postcopy-fault-stats'?: PostcopyFaultStats;
   'socket-address'?: unknown[];
   [more: string]: unknown;
 }
@@ -73,6 +85,10 @@ export interface MigrateSetParameters {
   'max-postcopy-bandwidth'?: number;
   'multifd-channels'?: number;
   'avail-switchover-bandwidth'?: number;
+  /** heca: 'manual' | 'immediate' | 'deadline'. */
+  'postcopy-switchover'?: 'manual' | 'immediate' | 'deadline';
+  /** heca: ms of pre-copy before QEMU switches (postcopy-switchover=deadline). */
+  'postcopy-deadline'?: number;
   [more: string]: unknown;
 }
 
