@@ -1,0 +1,57 @@
+/**
+ * QEMU's own migration qtests, built from the patched tree (make build), run
+ * against the patched qemu-system-x86_64: heca's postcopy-switchover tests
+ * (full, hybrid with deadline, on-convergence switch, invalid input) and the
+ * upstream post-copy tests next to them, which must keep passing. Each qtest
+ * path is one test here, so a failure names it.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { run } from '../../tools/lib/exec.ts';
+import { buildDir } from '../../tools/lib/paths.ts';
+
+const bdir = join(buildDir(), 'qemu', 'build');
+const binary = join(bdir, 'tests', 'qtest', 'migration-test');
+const qemu = join(bdir, 'qemu-system-x86_64');
+
+/** The paths heca adds and the upstream post-copy tests that share their code. */
+const PATHS = [
+  '/x86_64/migration/postcopy/switchover/invalid',
+  '/x86_64/migration/postcopy/switchover/immediate',
+  '/x86_64/migration/postcopy/switchover/deadline',
+  '/x86_64/migration/postcopy/switchover/converge',
+  '/x86_64/migration/postcopy/plain',
+  '/x86_64/migration/postcopy/preempt/plain',
+  '/x86_64/migration/postcopy/recovery/plain',
+];
+
+test.before(async () => {
+  assert.ok(existsSync(join(bdir, 'build.ninja')), `no QEMU build directory at ${bdir}: run make build`);
+  // Incremental: nothing to do after make build, seconds after a change.
+  await run('ninja', ['-C', bdir, 'tests/qtest/migration-test', 'qemu-system-x86_64'], { timeoutMs: 30 * 60_000 });
+});
+
+test('migration-test lists every path this suite runs', async () => {
+  const r = await run(binary, ['-l'], { env: { QTEST_QEMU_BINARY: qemu }, timeoutMs: 60_000 });
+  for (const p of PATHS) assert.match(r.stdout, p, `${p} is registered`);
+});
+
+for (const p of PATHS) {
+  test(`qtest ${p}`, async () => {
+    const t = Date.now();
+    const r = await run(binary, ['-p', p], {
+      env: { QTEST_QEMU_BINARY: qemu, QTEST_QEMU_IMG: '' },
+      allowFail: true,
+      timeoutMs: 10 * 60_000,
+    });
+    const out = `${r.stdout}\n${r.stderr}`;
+    console.log(`  ${p}: exit ${r.exitCode} in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    assert.is(r.exitCode, 0, `${p} failed:\n${out.slice(-3000)}`);
+    assert.match(out, new RegExp(`ok \\d+ ${p.replace(/\//g, '\\/')}`), `${p} ran and passed (TAP)`);
+    assert.not.match(out, /# SKIP/, `${p} was skipped:\n${out.slice(-1000)}`);
+  });
+}
+
+test.run();
