@@ -83,6 +83,25 @@ test('post-copy right after migrate completes and every page checks out', async 
   assert.ok(typeof rec.downtime_host_ms === 'number' && rec.downtime_host_ms > 0, `host-observed downtime ${rec.downtime_host_ms}`);
 });
 
+test('heca full post-copy: QEMU switches by itself, no pre-copy pass, fault statistics recorded', async () => {
+  const rec = await migrate('full', 'write-heavy');
+  assertClean(rec);
+  assert.ok(rec.bytes.precopy < 64 * 1024, `precopy bytes ${rec.bytes.precopy}: protocol overhead only`);
+  assert.ok(rec.phases.some((p) => p.name === 'postcopy-switch'), 'the source went to postcopy-active');
+  const f = rec.faults;
+  assert.ok(f, 'the destination reports postcopy-fault-stats');
+  assert.ok(f.demand_pages + f.background_pages > 0);
+  assert.is(f.latency_histogram.reduce((a, b) => a + b, 0), f.demand_pages, 'each served request in the histogram once');
+});
+
+test('heca hybrid: a pre-copy that converges switches through post-copy, not stop-and-copy', async () => {
+  const rec = await migrate('hybrid60', 'light');
+  assertClean(rec);
+  assert.ok(rec.total_time_ms !== null && rec.total_time_ms < 60_000, 'converged long before the deadline');
+  assert.ok(rec.phases.some((p) => p.name === 'postcopy-switch'), 'switched to post-copy');
+  assert.ok(rec.faults, 'pages were placed in post-copy');
+});
+
 test('a page corrupted on the destination after migration fails the run', async () => {
   const PAGE = 100; // outside the light workload's working set (the top quarter): never rewritten
   let gpa = -1;
