@@ -69,6 +69,21 @@ test('greeting, negotiation and concurrent commands matched by id', async () => 
   }
 });
 
+test('a reply spanning many socket chunks is framed right, among concurrent small ones', async () => {
+  const q = startQemu();
+  const c = await QmpClient.connect(q.sock, { retryUntilMs: 20_000 });
+  try {
+    const [schema, st, ver] = await Promise.all([c.executeRaw('query-qmp-schema'), c.execute('query-status'), c.execute('query-version')]);
+    assert.ok(Array.isArray(schema) && schema.length > 500, 'the whole schema');
+    assert.ok(JSON.stringify(schema).length > 100_000, 'bigger than one read');
+    assert.ok((schema as { name: string }[]).some((e) => e.name === 'query-migrate'));
+    assert.is(st.status, 'prelaunch');
+    assert.is(ver.qemu.major, 10);
+  } finally {
+    await c.close();
+  }
+});
+
 test('command errors carry class and description; the client goes on working', async () => {
   const q = startQemu();
   const c = await QmpClient.connect(q.sock, { retryUntilMs: 20_000 });
@@ -115,25 +130,62 @@ test('events reach listeners and waitEvent; waitEvent times out', async () => {
   }
 });
 
-test('a stopped QEMU times a command out; a killed one disconnects what waits', async () => {
+test('a stopped QEMU times a command out, and the client recovers when it continues', async () => {
   const q = startQemu();
   const c = await QmpClient.connect(q.sock, { retryUntilMs: 20_000 });
   try {
     q.proc.kill('SIGSTOP');
+    const t0 = Date.now();
     const t = await expectReject(c.execute('query-status', undefined, { timeoutMs: 500 }), QmpTimeoutError, 'stopped QEMU');
+    assert.ok(Date.now() - t0 < 2000, 'timed out in time');
     assert.is(t.command, 'query-status');
     assert.is(t.timeoutMs, 500);
+    q.proc.kill('SIGCONT');
+    // The late reply to the timed-out command is dropped, not given to the next one.
+    const v = await c.execute('query-version', undefined, { timeoutMs: 10_000 });
+    assert.is(v.qemu.major, 10);
+    assert.is((await c.execute('query-status')).status, 'prelaunch');
+  } finally {
+    q.proc.kill('SIGCONT');
+    await c.close();
+  }
+});
+
+test('a killed QEMU disconnects the pending command and event wait', async () => {
+  const q = startQemu();
+  const c = await QmpClient.connect(q.sock, { retryUntilMs: 20_000 });
+  try {
+    q.proc.kill('SIGSTOP');
     const pending = c.execute('query-migrate');
     const waiting = c.waitEvent('STOP', { timeoutMs: 30_000 });
     q.proc.kill('SIGKILL');
     const d = await expectReject(pending, QmpDisconnectedError, 'killed QEMU');
     assert.is(d.command, 'query-migrate');
+    assert.match(d.message, 'query-migrate');
     await expectReject(waiting, QmpDisconnectedError, 'event wait on a killed QEMU');
     await c.closed;
     assert.ok(c.isClosed);
     await expectReject(c.execute('query-status'), QmpDisconnectedError, 'command after close');
   } finally {
     await c.close();
+  }
+});
+
+test('close() rejects what is pending and is idempotent', async () => {
+  const q = startQemu();
+  const c = await QmpClient.connect(q.sock, { retryUntilMs: 20_000 });
+  try {
+    q.proc.kill('SIGSTOP');
+    const pending = c.execute('query-status');
+    const waiting = c.waitEvent('RESUME', { timeoutMs: 30_000 });
+    await Promise.all([c.close(), c.close()]);
+    const d = await expectReject(pending, QmpDisconnectedError, 'command pending at close');
+    assert.is(d.command, 'query-status');
+    await expectReject(waiting, QmpDisconnectedError, 'event wait pending at close');
+    assert.ok(c.isClosed);
+    await c.close();
+  } finally {
+    q.proc.kill('SIGCONT');
   }
 });
 
@@ -155,18 +207,64 @@ test('connect: missing socket fails fast; retrying waits for a late QEMU', async
 test('a peer that does not speak QMP fails negotiation within the timeout', async () => {
   const silentPath = join(dir, 'silent.sock');
   const garbagePath = join(dir, 'garbage.sock');
+  const jsonPath = join(dir, 'json.sock');
   const servers: Server[] = [
     createServer(() => undefined).listen(silentPath),
     createServer((s) => s.write('login: \r\n')).listen(garbagePath),
+    createServer((s) => s.write('{"QMP": {"capabilities": []}}\n')).listen(jsonPath),
   ];
   try {
+    const t0 = Date.now();
     const t = await expectReject(QmpClient.connect(silentPath, { timeoutMs: 400 }), QmpTimeoutError, 'silent peer');
+    assert.ok(Date.now() - t0 < 1000, `gave up after ${Date.now() - t0} ms`);
     assert.is(t.command, 'greeting');
+    assert.is(t.timeoutMs, 400);
     const g = await expectReject(QmpClient.connect(garbagePath, { timeoutMs: 2000 }), QmpNegotiationError, 'garbage peer');
     assert.match(g.why, 'not JSON');
+    const j = await expectReject(QmpClient.connect(jsonPath, { timeoutMs: 2000 }), QmpNegotiationError, 'JSON that is no greeting');
+    assert.match(j.why, 'not a QMP greeting');
   } finally {
     for (const s of servers) s.close();
   }
+});
+
+test('QEMU serves one QMP client per socket: a second one gets no greeting', async () => {
+  const q = startQemu();
+  const c = await QmpClient.connect(q.sock, { retryUntilMs: 20_000 });
+  try {
+    const t0 = Date.now();
+    const t = await expectReject(QmpClient.connect(q.sock, { timeoutMs: 500 }), QmpTimeoutError, 'second client');
+    assert.ok(Date.now() - t0 < 1500, `gave up after ${Date.now() - t0} ms`);
+    assert.is(t.command, 'greeting');
+    assert.match(t.why, 'another client');
+    assert.is((await c.execute('query-status')).status, 'prelaunch', 'the first client is unaffected');
+  } finally {
+    await c.close();
+  }
+});
+
+test('HECA_QMP_TRACE=1 logs every line sent and received', async () => {
+  const q = startQemu();
+  const lines: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.env.HECA_QMP_TRACE = '1';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    lines.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    const c = await QmpClient.connect(q.sock, { retryUntilMs: 20_000 });
+    await c.execute('query-status');
+    await c.close();
+  } finally {
+    process.stderr.write = write;
+    delete process.env.HECA_QMP_TRACE;
+  }
+  const text = lines.join('');
+  assert.match(text, /< \{"QMP": /, 'the greeting');
+  assert.match(text, /> \{"execute":"qmp_capabilities","id":"heca-\d+"\}/, 'negotiation, with an id');
+  assert.match(text, /> \{"execute":"query-status","id":"heca-\d+"\}/);
+  assert.match(text, /< \{"return": \{"status": "prelaunch"/);
 });
 
 test('quit resolves and the connection closes; close() is idempotent', async () => {

@@ -18,7 +18,7 @@ import { QmpCommandError, QmpConnectError, QmpDisconnectedError, QmpNegotiationE
 import type { ArgsOf, QmpCommandName, QmpEvent, QmpGreeting, ReturnOf } from './types.ts';
 
 export interface ConnectOptions {
-  /** Time allowed for the greeting and qmp_capabilities, per attempt (default 10 s). */
+  /** Time allowed for the greeting and qmp_capabilities together (default 10 s). */
   timeoutMs?: number;
   /** Keep retrying a missing or refusing socket until this many ms have passed (default 0: one try). */
   retryUntilMs?: number;
@@ -67,12 +67,20 @@ async function openSocket(path: string, retryUntilMs: number): Promise<Socket> {
         await new Promise((r) => setTimeout(r, RETRY_EVERY_MS));
         continue;
       }
-      const why = code === 'ENOENT' ? 'the socket does not exist'
-        : code === 'ECONNREFUSED' ? 'nothing is listening on it (QEMU exited, or has not started yet)'
+      const why = code === 'ENOENT' ? 'ENOENT: the socket does not exist (QEMU has not created it yet, or was started without it)'
+        : code === 'ECONNREFUSED' ? 'ECONNREFUSED: nothing is listening on it (QEMU exited, or has not started listening yet)'
         : `${code ?? 'error'}: ${(e as Error).message}`;
       throw new QmpConnectError(path, code, retryUntilMs > 0 ? `${why}, still after ${retryUntilMs} ms of retrying` : why, e);
     }
   }
+}
+
+/** {QMP: {version: {qemu: {major, minor, micro}, package}, capabilities: [...]}}, checked as far as we read it. */
+function isGreeting(m: Record<string, unknown>): m is QmpGreeting & Record<string, unknown> {
+  const qmp = m.QMP as { version?: { qemu?: Record<string, unknown> }; capabilities?: unknown } | null | undefined;
+  const v = qmp?.version?.qemu;
+  return typeof qmp === 'object' && qmp !== null && Array.isArray(qmp.capabilities) &&
+    typeof v === 'object' && v !== null && ['major', 'minor', 'micro'].every((k) => typeof v[k] === 'number');
 }
 
 export class QmpClient {
@@ -114,15 +122,20 @@ export class QmpClient {
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const sock = await openSocket(path, opts.retryUntilMs ?? 0);
     const c = new QmpClient(path, sock, opts.commandTimeoutMs ?? 60_000);
+    const deadline = Date.now() + timeoutMs;
     try {
       c.greeting = await c.awaitGreeting(timeoutMs);
-      await c.execute('qmp_capabilities', {}, { timeoutMs }).catch((e: unknown) => {
+      await c.executeRaw('qmp_capabilities', undefined, { timeoutMs: Math.max(1, deadline - Date.now()) }).catch((e: unknown) => {
         if (e instanceof QmpCommandError) throw new QmpNegotiationError(path, `qmp_capabilities was refused: ${e.errorClass}: ${e.desc}`);
+        if (e instanceof QmpTimeoutError) throw new QmpTimeoutError('qmp_capabilities', timeoutMs, path);
         throw e;
       });
       return c;
     } catch (e) {
-      await c.close();
+      // No goodbye to a peer that may never read it: drop the socket now.
+      c.closeReason ??= 'negotiation failed';
+      c.sock.destroy();
+      await c.closed;
       throw e;
     }
   }
@@ -254,7 +267,7 @@ export class QmpClient {
     }
     const m = msg as Record<string, unknown>;
     if (this.onGreeting) {
-      if ('QMP' in m && typeof m.QMP === 'object') this.onGreeting(m as unknown as QmpGreeting);
+      if (isGreeting(m)) this.onGreeting(m);
       else this.onBadGreeting?.(`its first message is not a QMP greeting: ${line.slice(0, 120)}`);
       return;
     }

@@ -12,7 +12,10 @@ export class QmpError extends HecaError {
   }
 }
 
-/** The socket could not be reached (missing path, refused, retry window over). */
+/**
+ * The socket could not be reached (missing path, refused, retry window over).
+ * `code` is the errno name (ENOENT, ECONNREFUSED, EACCES, ...); `why` says it.
+ */
 export class QmpConnectError extends QmpError {
   readonly path: string;
   readonly code: string | undefined;
@@ -68,9 +71,20 @@ export class QmpTimeoutError extends QmpError {
   readonly timeoutMs: number;
 
   constructor(command: string, timeoutMs: number, path: string) {
-    super(`no QMP reply to ${command} from ${path} within ${timeoutMs} ms`, {
-      why: 'QEMU is stopped, hung, overloaded, or the awaited thing never happened',
-      fix: 'check that the QEMU process is alive and not stopped (ps, its log); raise the timeout if the host is very slow',
+    const greeting = command === 'greeting';
+    const event = command.startsWith('event ');
+    super(greeting ? `no QMP greeting from ${path} within ${timeoutMs} ms`
+      : event ? `no QMP ${command} from ${path} within ${timeoutMs} ms`
+      : `no QMP reply to ${command} from ${path} within ${timeoutMs} ms`, {
+      why: greeting
+        ? 'the peer accepted the connection but said nothing: it is not a QMP socket, or QEMU is stopped, or another client is ' +
+          'connected (QEMU serves one client per -qmp socket; further connections wait unanswered)'
+        : event
+          ? 'the event did not happen in time (or happened before the wait began)'
+          : 'QEMU is stopped (SIGSTOP, a debugger), hung, or too overloaded to answer',
+      fix: greeting
+        ? 'close the other QMP client (or give QEMU another -qmp socket), and check that the path is a -qmp socket of a live QEMU'
+        : 'check that the QEMU process is alive and not stopped (ps -o stat, its log); raise the timeout if the host is very slow',
     });
     this.command = command;
     this.timeoutMs = timeoutMs;
@@ -84,7 +98,7 @@ export class QmpDisconnectedError extends QmpError {
   constructor(command: string, path: string, reason: string) {
     super(`QMP connection ${path} closed while waiting for ${command}`, {
       why: reason,
-      fix: 'QEMU probably exited or crashed: its log says why',
+      fix: 'QEMU probably exited (quit, a guest poweroff) or crashed: its log says why',
     });
     this.command = command;
   }

@@ -92,9 +92,18 @@ export interface MigrateSetParameters {
   [more: string]: unknown;
 }
 
+/** qapi/run-state.json RunState. */
+export type RunState =
+  | 'debug' | 'inmigrate' | 'internal-error' | 'io-error' | 'paused' | 'postmigrate' | 'prelaunch'
+  | 'finish-migrate' | 'restore-vm' | 'running' | 'save-vm' | 'shutdown' | 'suspended' | 'watchdog'
+  | 'guest-panicked' | 'colo';
+
+/** The reply of query-status. */
 export interface StatusInfo {
   running: boolean;
-  status: string;
+  status: RunState;
+  /** Sent by older QEMUs only: 10.0's StatusInfo (qapi/run-state.json) has no such member. */
+  singlestep?: boolean;
 }
 
 /** Command name → its arguments and its return value. */
