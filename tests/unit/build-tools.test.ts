@@ -84,7 +84,7 @@ test('kernel config fragments: unmet options are listed', () => {
 
 test('QEMU configure flags and ninja progress', () => {
   const f = qemuConfigureFlags('/p');
-  for (const x of ['--prefix=/p', '--target-list=x86_64-softmmu', '--enable-rdma', '--enable-slirp', '--disable-install-blobs']) assert.ok(f.includes(x), x);
+  for (const x of ['--prefix=/p', '--target-list=x86_64-softmmu', '--enable-rdma', '--enable-slirp', '--enable-virtfs', '--disable-install-blobs']) assert.ok(f.includes(x), x);
   assert.equal(parseNinjaProgress('[12/2547] Compiling C object a.o'), { done: 12, total: 2547, what: 'Compiling C object a.o' });
   assert.is(parseNinjaProgress('ninja: no work to do.'), undefined);
 });

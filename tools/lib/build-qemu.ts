@@ -32,6 +32,9 @@ export function qemuConfigureFlags(prefix: string): string[] {
     '--enable-tcg',
     '--enable-rdma',
     '--enable-slirp',
+    // virtio-9p: the nested testbed's L1 hosts boot with the machine's root over 9p.
+    '--enable-virtfs',
+    '--enable-attr',
   ];
 }
 

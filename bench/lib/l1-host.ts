@@ -1,0 +1,163 @@
+/**
+ * One L1 test host: a QEMU at L0 booting the heca-built kernel with the
+ * machine's own root read-only over 9p (virtme-style), a shared directory,
+ * one NIC on the link to the other host (-netdev dgram), and the command
+ * agent on a virtio-serial port. bench/nested/l1-init is its PID 1.
+ *
+ * Files at L0, in `dir`: qemu.log, console.log, qmp.sock, agent.sock.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { HecaError } from '../../tools/lib/errors.ts';
+import { spawnLogged, type Spawned } from '../../tools/lib/exec.ts';
+import { debug } from '../../tools/lib/log.ts';
+import { firmwareDirs, repoRoot } from '../../tools/lib/paths.ts';
+import { QmpClient } from '../../tools/qmp/client.ts';
+import { AgentClient, type AgentHello } from './l1-agent.ts';
+import { logTail } from './vm.ts';
+
+export interface L1LinkEnd {
+  mac: string;
+  /** Address with prefix, e.g. 10.214.0.1/24. */
+  addr: string;
+  /** UDP ports on 127.0.0.1: this host sends from `localPort` to `remotePort`. */
+  localPort: number;
+  remotePort: number;
+}
+
+export interface L1Config {
+  /** Host name, also QEMU's -name (heca-a, heca-b). */
+  name: string;
+  /** L0 directory for its logs and sockets. */
+  dir: string;
+  kernel: string;
+  accel: 'tcg' | 'kvm';
+  memMib: number;
+  cpus: number;
+  link: L1LinkEnd;
+  /** L0 directory mounted at the same path in L1, writable (results, logs of L2 QEMUs). */
+  sharedDir: string;
+  /** The heca checkout (its node_modules and the agent). Default: this one. */
+  repo?: string;
+}
+
+export const L1_INIT = 'bench/nested/l1-init';
+
+export function l1KernelArgs(c: L1Config): string {
+  const repo = c.repo ?? repoRoot;
+  return [
+    'console=ttyS0', 'panic=-1', 'mitigations=off', 'tsc=reliable',
+    'root=/dev/root', 'rootfstype=9p', 'rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000,cache=loose', 'ro',
+    `init=${join(repo, L1_INIT)}`,
+    `heca_name=${c.name}`, `heca_mac=${c.link.mac}`, `heca_addr=${c.link.addr}`, `heca_repo=${repo}`, `heca_shared=${c.sharedDir}`,
+  ].join(' ');
+}
+
+export function l1Args(c: L1Config): string[] {
+  const l = c.link;
+  return [
+    '-name', c.name,
+    '-machine', 'q35',
+    '-accel', c.accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
+    // TCG's "max" CPU has SVM: the L1 kernel's kvm_amd runs L2 guests (nested KVM).
+    '-cpu', c.accel === 'kvm' ? 'host' : 'max',
+    '-smp', String(c.cpus),
+    '-m', `${c.memMib}M`,
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-kernel', c.kernel,
+    '-append', l1KernelArgs(c),
+    '-fsdev', 'local,id=root,path=/,security_model=none,readonly=on,multidevs=remap',
+    '-device', 'virtio-9p-pci,fsdev=root,mount_tag=/dev/root',
+    '-fsdev', `local,id=shared,path=${c.sharedDir},security_model=none,multidevs=remap`,
+    '-device', 'virtio-9p-pci,fsdev=shared,mount_tag=heca.shared',
+    '-netdev', `dgram,id=link,local.type=inet,local.host=127.0.0.1,local.port=${l.localPort},remote.type=inet,remote.host=127.0.0.1,remote.port=${l.remotePort}`,
+    '-device', `virtio-net-pci,netdev=link,mac=${l.mac}`,
+    '-device', 'virtio-serial-pci',
+    '-chardev', `socket,id=agent,path=${join(c.dir, 'agent.sock')},server=on,wait=off`,
+    '-device', 'virtserialport,chardev=agent,name=heca.agent',
+    '-chardev', `file,id=con,path=${join(c.dir, 'console.log')}`,
+    '-serial', 'chardev:con',
+    '-qmp', `unix:${join(c.dir, 'qmp.sock')},server=on,wait=off`,
+    ...firmwareDirs.filter((d) => existsSync(d)).flatMap((d) => ['-L', d]),
+  ];
+}
+
+export class L1Host {
+  private exitInfo: { exitCode: number; signal: string | undefined } | undefined;
+
+  private constructor(
+    readonly config: L1Config,
+    readonly proc: Spawned,
+    readonly qmp: QmpClient,
+    readonly agent: AgentClient,
+    /** What the agent said when the host came up. */
+    readonly hello: AgentHello,
+    /** From QEMU's start to the agent's first answer. */
+    readonly bootMs: number,
+  ) {
+    void proc.exited.then((e) => {
+      this.exitInfo = e;
+    });
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get consoleLog(): string {
+    return join(this.config.dir, 'console.log');
+  }
+
+  /** Start the QEMU and wait until the agent in L1 answers (boot done), within `bootTimeoutMs`. */
+  static async boot(qemu: string, c: L1Config, opts: { bootTimeoutMs: number }): Promise<L1Host> {
+    const started = Date.now();
+    const proc = spawnLogged(qemu, l1Args(c), { logFile: join(c.dir, 'qemu.log') });
+    const failed = (what: string, why: string): HecaError =>
+      new HecaError(`L1 host ${c.name} did not come up: ${what}`, {
+        why,
+        fix: `console log: ${join(c.dir, 'console.log')}, QEMU log: ${join(c.dir, 'qemu.log')}`,
+        details: `console (last lines):\n${logTail(join(c.dir, 'console.log'), 25)}\nqemu.log:\n${logTail(join(c.dir, 'qemu.log'), 5)}`,
+      });
+    const died = proc.exited.then((e) => {
+      throw failed(`QEMU exited (status ${e.exitCode}${e.signal ? `, ${e.signal}` : ''})`, 'the kernel panicked, init failed, or QEMU refused its command line: see below');
+    });
+    died.catch(() => undefined);
+    let qmp: QmpClient | undefined;
+    let agent: AgentClient | undefined;
+    try {
+      qmp = await Promise.race([QmpClient.connect(join(c.dir, 'qmp.sock'), { retryUntilMs: 30_000 }), died]);
+      agent = await Promise.race([AgentClient.connect(join(c.dir, 'agent.sock'), { host: `L1 host ${c.name}`, retryUntilMs: 10_000 }), died]);
+      const left = Math.max(1000, opts.bootTimeoutMs - (Date.now() - started));
+      const hello = await Promise.race([
+        agent.hello({ timeoutMs: left }).catch((e: unknown) => {
+          throw failed(`no answer from its agent within ${Math.round(opts.bootTimeoutMs / 1000)} s`, `the boot hung or is very slow (${(e as Error).message})`);
+        }),
+        died,
+      ]);
+      const bootMs = Date.now() - started;
+      debug(`L1 host ${c.name} up in ${bootMs} ms (kernel ${hello.kernel})`);
+      return new L1Host(c, proc, qmp, agent, hello, bootMs);
+    } catch (e) {
+      agent?.close();
+      await qmp?.close().catch(() => undefined);
+      await proc.stop(2000);
+      throw e;
+    }
+  }
+
+  get exited(): { exitCode: number; signal: string | undefined } | undefined {
+    return this.exitInfo;
+  }
+
+  /** Power off through the agent; QMP quit, then SIGKILL, if that does not end QEMU in time. Idempotent. */
+  async shutdown(): Promise<void> {
+    if (!this.exitInfo && !this.agent.isClosed) {
+      await this.agent.poweroff().catch((e: unknown) => debug(`${this.name}: poweroff: ${(e as Error).message}`));
+      await Promise.race([this.proc.exited, new Promise((r) => setTimeout(r, 10_000))]);
+    }
+    this.agent.close();
+    if (!this.exitInfo) await Promise.race([this.qmp.execute('quit').catch(() => undefined), new Promise((r) => setTimeout(r, 3000))]);
+    await this.qmp.close().catch(() => undefined);
+    await this.proc.stop(3000);
+  }
+}

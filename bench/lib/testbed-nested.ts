@@ -1,0 +1,285 @@
+/**
+ * Two L1 test hosts, A and B, on one machine: each a QEMU at L0 (l1-host.ts),
+ * joined by `-netdev dgram` over loopback UDP ports chosen here, with an
+ * address, optional tc shaping (the same profiles as the local testbed) and a
+ * Soft-RoCE device on the link NIC, checked ACTIVE. L2 guests run in them
+ * under nested KVM.
+ *
+ *   heca-<id>-a [link0 10.214.0.1/24, rxe0] ==dgram== [link0 10.214.0.2/24, rxe0] heca-<id>-b
+ *
+ * Every testbed records its owner and QEMU pids in /run/heca/nested/ before
+ * it starts anything, so NestedTestbed.cleanupStale() can stop what a killed
+ * run left; a created testbed is registered with cleanup.ts (Ctrl-C, crash).
+ */
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HecaError } from '../../tools/lib/errors.ts';
+import { info, warn } from '../../tools/lib/log.ts';
+import { buildDir, qemuBinary } from '../../tools/lib/paths.ts';
+import { onCleanup } from './cleanup.ts';
+import { type AgentExecResult } from './l1-agent.ts';
+import { L1Host } from './l1-host.ts';
+import { describeLink, shapingArgs } from './links.ts';
+import type { LinkProfileName } from './result.ts';
+
+export const NESTED_OWNER_DIR = '/run/heca/nested';
+export const A_ADDR = '10.214.0.1';
+export const B_ADDR = '10.214.0.2';
+const PREFIX = 24;
+const ID_RE = /^[a-z0-9]{1,12}$/;
+
+export interface NestedOptions {
+  link: LinkProfileName;
+  /** L0 directory for the hosts' logs and the directory shared with them. */
+  dir: string;
+  accel?: { accel: 'tcg' | 'kvm'; reason: string };
+  /** Per L1 host (default 3072 MiB, 2 CPUs). */
+  memMib?: number;
+  cpus?: number;
+  bootTimeoutMs?: number;
+  kernel?: string;
+  id?: string;
+}
+
+export interface RxeState {
+  dev: string;
+  netdev: string;
+  state: string;
+  physical_state: string;
+}
+
+export interface HostFacts {
+  name: string;
+  boot_ms: number;
+  kernel: string;
+  /** /dev/kvm present and the vendor module's nested parameter on. */
+  nested_kvm: boolean;
+  nested_kvm_detail: string;
+  rxe: RxeState;
+}
+
+export function l1KernelPath(): string {
+  return join(buildDir(), 'kernel', 'bzImage');
+}
+
+/** Pick `n` distinct UDP ports on 127.0.0.1 that are free right now. */
+export async function freeUdpPorts(n: number): Promise<number[]> {
+  const socks = await Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<ReturnType<typeof createSocket>>((resolve, reject) => {
+        const s = createSocket('udp4');
+        s.once('error', reject);
+        s.bind(0, '127.0.0.1', () => resolve(s));
+      }),
+    ),
+  );
+  const ports = socks.map((s) => s.address().port);
+  await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
+}
+
+interface OwnerRecord {
+  id: string;
+  pid: number;
+  pid_start: string | null;
+  qemu_pids: number[];
+  names: string[];
+  created_at: string;
+}
+
+function procStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export class NestedTestbed {
+  private destroying: Promise<void> | undefined;
+  private unregister: () => void = () => {};
+
+  private constructor(
+    readonly id: string,
+    readonly link: LinkProfileName,
+    readonly dir: string,
+    readonly accel: { accel: 'tcg' | 'kvm'; reason: string },
+    readonly a: L1Host,
+    readonly b: L1Host,
+    readonly facts: { a: HostFacts; b: HostFacts },
+    /** Wall time from the first QEMU's start to both hosts up, rxe ACTIVE. */
+    readonly upMs: number,
+  ) {}
+
+  get hosts(): [L1Host, L1Host] {
+    return [this.a, this.b];
+  }
+
+  static async create(opts: NestedOptions): Promise<NestedTestbed> {
+    const kernel = opts.kernel ?? l1KernelPath();
+    if (!existsSync(kernel)) {
+      throw new HecaError('the L1 host kernel is not built', { why: `${kernel} does not exist`, fix: 'build it with: npx tsx tools/build.ts --kernel   (about 15 min cold on 2 cores)' });
+    }
+    const qemu = qemuBinary();
+    const id = opts.id ?? randomBytes(4).toString('hex').slice(0, 7);
+    if (!ID_RE.test(id)) throw new HecaError(`bad testbed id ${id}`, { why: 'ids are 1-12 lower-case letters or digits' });
+    await NestedTestbed.cleanupStale();
+    const accel = opts.accel ?? { accel: 'tcg' as const, reason: 'default for L1 hosts: TCG with -cpu max exposes SVM for nested KVM' };
+    const started = Date.now();
+    const [pa, pb] = await freeUdpPorts(2);
+    const shared = join(opts.dir, 'shared');
+    const mk = (which: 'a' | 'b') => {
+      const dir = join(opts.dir, which);
+      mkdirSync(dir, { recursive: true });
+      return dir;
+    };
+    mkdirSync(shared, { recursive: true });
+    const common = { kernel, accel: accel.accel, memMib: opts.memMib ?? 3072, cpus: opts.cpus ?? 2, sharedDir: shared };
+    const cfgA = { ...common, name: `heca-${id}-a`, dir: mk('a'), link: { mac: '52:54:00:4e:00:01', addr: `${A_ADDR}/${PREFIX}`, localPort: pa!, remotePort: pb! } };
+    const cfgB = { ...common, name: `heca-${id}-b`, dir: mk('b'), link: { mac: '52:54:00:4e:00:02', addr: `${B_ADDR}/${PREFIX}`, localPort: pb!, remotePort: pa! } };
+
+    const owner: OwnerRecord = { id, pid: process.pid, pid_start: procStart(process.pid), qemu_pids: [], names: [cfgA.name, cfgB.name], created_at: new Date().toISOString() };
+    mkdirSync(NESTED_OWNER_DIR, { recursive: true });
+    const ownerFile = join(NESTED_OWNER_DIR, `${id}.json`);
+    writeFileSync(ownerFile, JSON.stringify(owner));
+
+    const bootTimeoutMs = opts.bootTimeoutMs ?? 180_000;
+    info(`booting L1 hosts ${cfgA.name} and ${cfgB.name} (${accel.accel}, ${common.memMib} MiB, ${common.cpus} CPUs each; link ports ${pa}<->${pb})`);
+    const boots = [L1Host.boot(qemu, cfgA, { bootTimeoutMs }), L1Host.boot(qemu, cfgB, { bootTimeoutMs })];
+    const settled = await Promise.allSettled(boots);
+    const up = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    owner.qemu_pids = up.map((h) => h.proc.pid);
+    writeFileSync(ownerFile, JSON.stringify(owner));
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(up.map((h) => h.shutdown().catch(() => undefined)));
+      rmSync(ownerFile, { force: true });
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const [a, b] = up as [L1Host, L1Host];
+    const unregister = onCleanup(async () => {
+      await Promise.all([a.shutdown(), b.shutdown()]);
+      rmSync(ownerFile, { force: true });
+    }, `nested testbed ${id}`);
+    try {
+      const [fa, fb] = await Promise.all([setUpHost(a, opts.link), setUpHost(b, opts.link)]);
+      await a.agent.exec(['busybox', 'ping', '-c', '2', '-W', '5', B_ADDR], { timeoutMs: 20_000 }).catch((e: unknown) => {
+        throw new HecaError(`L1 host ${a.name} cannot reach ${b.name} over the link`, { why: (e as Error).message, fix: `check the dgram ports ${pa}/${pb} and both console logs in ${opts.dir}` });
+      });
+      const bed = new NestedTestbed(id, opts.link, opts.dir, accel, a, b, { a: fa, b: fb }, Date.now() - started);
+      bed.unregister = unregister;
+      info(`nested testbed ${id} up in ${(bed.upMs / 1000).toFixed(1)} s: ${describeLink(opts.link)}; rxe0 ${fa.rxe.state}/${fb.rxe.state}; nested KVM ${fa.nested_kvm && fb.nested_kvm ? 'yes' : 'NO'}`);
+      return bed;
+    } catch (e) {
+      unregister();
+      await Promise.all([a.shutdown(), b.shutdown()]);
+      rmSync(ownerFile, { force: true });
+      throw e;
+    }
+  }
+
+  /** Run a command to completion in host A or B (see AgentClient.exec). */
+  exec(on: 'a' | 'b', argv: readonly string[], opts: Parameters<L1Host['agent']['exec']>[1]): Promise<AgentExecResult> {
+    return (on === 'a' ? this.a : this.b).agent.exec(argv, opts);
+  }
+
+  /** Power both hosts off; idempotent. */
+  destroy(): Promise<void> {
+    this.destroying ??= (async () => {
+      await Promise.all([this.a.shutdown(), this.b.shutdown()]);
+      rmSync(join(NESTED_OWNER_DIR, `${this.id}.json`), { force: true });
+      this.unregister();
+    })();
+    return this.destroying;
+  }
+
+  /** Stop the L1 QEMUs of testbeds whose owner process is gone. Returns their ids. */
+  static async cleanupStale(): Promise<string[]> {
+    if (!existsSync(NESTED_OWNER_DIR)) return [];
+    const removed: string[] = [];
+    for (const f of readdirSync(NESTED_OWNER_DIR).filter((n) => n.endsWith('.json'))) {
+      let rec: OwnerRecord;
+      try {
+        rec = JSON.parse(readFileSync(join(NESTED_OWNER_DIR, f), 'utf8')) as OwnerRecord;
+      } catch {
+        rmSync(join(NESTED_OWNER_DIR, f), { force: true });
+        continue;
+      }
+      if (procStart(rec.pid) !== null && procStart(rec.pid) === rec.pid_start) continue; // its owner still runs
+      for (const pid of rec.qemu_pids) {
+        let cmd = '';
+        try {
+          cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        } catch {
+          continue;
+        }
+        if (!rec.names.some((n) => cmd.includes(`\0${n}\0`))) continue; // the pid was reused
+        warn(`stopping the L1 QEMU ${pid} left by nested testbed ${rec.id}`);
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+      rmSync(join(NESTED_OWNER_DIR, f), { force: true });
+      removed.push(rec.id);
+    }
+    return removed;
+  }
+}
+
+/** Shaping, the rxe device, and what the host can do: nested KVM. */
+async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
+  const x = (argv: string[], timeoutMs = 20_000) => h.agent.exec(argv, { timeoutMs });
+  for (const a of shapingArgs(link, 'link0')) await x(['tc', ...a]);
+  const kvm = await h.agent.exec(['test', '-c', '/dev/kvm'], { timeoutMs: 10_000, allowFail: true });
+  let nested = false;
+  let detail = kvm.exitCode === 0 ? '' : 'no /dev/kvm in L1';
+  if (kvm.exitCode === 0) {
+    for (const mod of ['kvm_amd', 'kvm_intel']) {
+      const r = await h.agent.exec(['cat', `/sys/module/${mod}/parameters/nested`], { timeoutMs: 10_000, allowFail: true });
+      if (r.exitCode === 0) {
+        nested = ['1', 'Y'].includes(r.stdout.trim());
+        detail = `${mod}.nested=${r.stdout.trim()}`;
+        break;
+      }
+    }
+    if (!detail) detail = '/dev/kvm but neither kvm_amd nor kvm_intel is loaded (the CPU lacks SVM/VMX?)';
+  }
+  const have = await h.agent.exec(['rdma', '-j', 'link', 'show'], { timeoutMs: 10_000, allowFail: true });
+  if (have.exitCode !== 0) {
+    throw new HecaError(`L1 host ${h.name}: the rdma tool failed`, { why: `${have.stderr.trim() || have.stdout.trim()} (the kernel lacks CONFIG_INFINIBAND/RDMA_RXE, or iproute2's rdma is missing)`, fix: 'check kernel-patches/config/heca.config and rebuild: npx tsx tools/build.ts --kernel' });
+  }
+  if (!(JSON.parse(have.stdout || '[]') as { ifname: string }[]).some((l) => l.ifname === 'rxe0')) {
+    const add = await h.agent.exec(['rdma', 'link', 'add', 'rxe0', 'type', 'rxe', 'netdev', 'link0'], { timeoutMs: 20_000, allowFail: true });
+    if (add.exitCode !== 0) {
+      throw new HecaError(`L1 host ${h.name}: cannot create the Soft-RoCE device rxe0 on link0`, { why: add.stderr.trim() || `rdma link add exited ${add.exitCode}`, fix: 'the L1 kernel needs CONFIG_RDMA_RXE=y (kernel-patches/config/heca.config)' });
+    }
+  }
+  const rxe = await waitRxeActive(h, 15_000);
+  const uverbs = await h.agent.exec(['ibv_devices'], { timeoutMs: 20_000, allowFail: true });
+  if (uverbs.exitCode !== 0 || !uverbs.stdout.includes('rxe0')) {
+    throw new HecaError(`L1 host ${h.name}: libibverbs does not see rxe0`, { why: (uverbs.stderr || uverbs.stdout).trim() || `ibv_devices exited ${uverbs.exitCode}`, fix: 'install ibverbs-providers and ibverbs-utils on the machine (tools/setup-host.sh does)' });
+  }
+  return { name: h.name, boot_ms: h.bootMs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
+}
+
+async function waitRxeActive(h: L1Host, timeoutMs: number): Promise<RxeState> {
+  const end = Date.now() + timeoutMs;
+  let last: RxeState = { dev: 'rxe0', netdev: 'link0', state: 'missing', physical_state: '?' };
+  for (;;) {
+    const r = await h.agent.exec(['rdma', '-j', 'link', 'show', 'rxe0/1'], { timeoutMs: 10_000, allowFail: true });
+    if (r.exitCode === 0) {
+      const l = (JSON.parse(r.stdout) as { ifname: string; state: string; physical_state: string; netdev?: string }[])[0];
+      if (l) last = { dev: l.ifname, netdev: l.netdev ?? '?', state: l.state, physical_state: l.physical_state };
+      if (last.state === 'ACTIVE') return last;
+    }
+    if (Date.now() > end) {
+      throw new HecaError(`L1 host ${h.name}: rxe0 is not ACTIVE`, { why: `after ${timeoutMs} ms it is ${last.state} (${last.physical_state}) on ${last.netdev}`, fix: 'link0 must be up with a carrier: see the console log' });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

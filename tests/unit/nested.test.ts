@@ -1,0 +1,107 @@
+/**
+ * The nested testbed's pure parts: the L1 QEMU command line and kernel
+ * parameters, free UDP ports, and the link probe parsers (on outputs of the
+ * real tools, captured in tests/fixtures/). Booting is
+ * tests/integration/nested.test.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { HecaError } from '../../tools/lib/errors.ts';
+import { repoRoot } from '../../tools/lib/paths.ts';
+import { l1Args, l1KernelArgs, type L1Config } from '../../bench/lib/l1-host.ts';
+import { parseQperf, parseReadBw, parseReadLat } from '../../bench/lib/link-probes.ts';
+import { freeUdpPorts } from '../../bench/lib/testbed-nested.ts';
+
+const cfg: L1Config = {
+  name: 'heca-x1-a', dir: '/tmp/l1a', kernel: '/k/bzImage', accel: 'tcg', memMib: 3072, cpus: 2,
+  link: { mac: '52:54:00:4e:00:01', addr: '10.214.0.1/24', localPort: 40001, remotePort: 40002 },
+  sharedDir: '/tmp/shared', repo: '/src/heca',
+};
+const fixture = (name: string) => readFileSync(join(repoRoot, 'tests', 'fixtures', name), 'utf8');
+
+function opt(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
+}
+
+test('L1 QEMU: TCG with -cpu max (SVM for nested KVM), no reboot, the machine root read-only over 9p', () => {
+  const a = l1Args(cfg);
+  assert.equal(opt(a, '-accel'), ['tcg,thread=multi']);
+  assert.equal(opt(a, '-cpu'), ['max']);
+  assert.equal(opt(a, '-m'), ['3072M']);
+  assert.equal(opt(a, '-smp'), ['2']);
+  assert.ok(a.includes('-no-reboot'));
+  const fs = opt(a, '-fsdev');
+  assert.ok(fs.some((f) => f.startsWith('local,id=root,path=/,') && f.includes('readonly=on')), fs.join(' '));
+  assert.ok(fs.some((f) => f.includes('path=/tmp/shared') && !f.includes('readonly')), 'shared dir writable');
+  assert.ok(opt(a, '-device').includes('virtio-9p-pci,fsdev=root,mount_tag=/dev/root'));
+  assert.ok(opt(a, '-device').includes('virtserialport,chardev=agent,name=heca.agent'));
+  assert.ok(opt(a, '-chardev').includes('socket,id=agent,path=/tmp/l1a/agent.sock,server=on,wait=off'));
+  assert.equal(opt(a, '-qmp'), ['unix:/tmp/l1a/qmp.sock,server=on,wait=off']);
+});
+
+test('L1 QEMU: the link is -netdev dgram between the two chosen loopback ports, NIC by MAC', () => {
+  const a = l1Args(cfg);
+  const nd = opt(a, '-netdev')[0]!;
+  assert.match(nd, /^dgram,id=link,/);
+  assert.match(nd, 'local.host=127.0.0.1,local.port=40001');
+  assert.match(nd, 'remote.host=127.0.0.1,remote.port=40002');
+  assert.ok(opt(a, '-device').includes('virtio-net-pci,netdev=link,mac=52:54:00:4e:00:01'));
+  assert.equal(opt(l1Args({ ...cfg, accel: 'kvm' }), '-cpu'), ['host']);
+});
+
+test('L1 kernel parameters: 9p root, l1-init from the checkout, and the heca_* settings for init', () => {
+  const k = l1KernelArgs(cfg).split(' ');
+  assert.ok(k.includes('rootfstype=9p'));
+  assert.ok(k.includes('ro'));
+  assert.ok(k.includes('panic=-1'), 'a panic ends QEMU (with -no-reboot) instead of hanging');
+  assert.ok(k.includes('init=/src/heca/bench/nested/l1-init'));
+  for (const kv of ['heca_name=heca-x1-a', 'heca_mac=52:54:00:4e:00:01', 'heca_addr=10.214.0.1/24', 'heca_repo=/src/heca', 'heca_shared=/tmp/shared']) {
+    assert.ok(k.includes(kv), kv);
+  }
+  // init only gets parameters without a dot as environment variables.
+  for (const p of k.filter((x) => x.startsWith('heca_'))) assert.not.match(p.split('=')[0]!, '.');
+});
+
+test('freeUdpPorts: distinct ports that can be bound', async () => {
+  const p = await freeUdpPorts(3);
+  assert.is(new Set(p).size, 3);
+  for (const n of p) assert.ok(n > 0 && n < 65536);
+});
+
+test('ib_read_lat output (perftest) is read', () => {
+  const r = parseReadLat(fixture('ib_read_lat.txt'));
+  assert.is(r.bytes, 4096);
+  assert.ok(r.iterations > 0);
+  assert.ok(r.t_min_us > 0 && r.t_min_us <= r.t_typical_us && r.t_typical_us <= r.t_max_us, JSON.stringify(r));
+  assert.ok(r.p99_us >= r.t_min_us);
+});
+
+test('ib_read_bw output (perftest) is read', () => {
+  const r = parseReadBw(fixture('ib_read_bw.txt'));
+  assert.is(r.bytes, 4096);
+  assert.ok(r.bw_avg_mb_s > 0 && r.bw_peak_mb_s >= r.bw_avg_mb_s, JSON.stringify(r));
+  assert.match(r.unit, /B\/sec/);
+});
+
+test('qperf tcp_lat / tcp_bw output is read, units converted', () => {
+  assert.equal(parseQperf('tcp_lat:\n    latency  =  55.3 us\n'), { latency_us: 55.3 });
+  assert.equal(parseQperf('tcp_lat:\n    latency  =  1.5 ms\n'), { latency_us: 1500 });
+  assert.equal(parseQperf('tcp_bw:\n    bw  =  117 MB/sec\n'), { bw_bytes_s: 117e6 });
+  assert.equal(parseQperf('tcp_bw:\n    bw  =  1.2 GB/sec\n'), { bw_bytes_s: 1.2e9 });
+  const real = parseQperf(fixture('qperf.txt'));
+  assert.ok((real.latency_us ?? 0) > 0 && (real.bw_bytes_s ?? 0) > 0, JSON.stringify(real));
+});
+
+test('perftest output without a result table is an error that shows the output', () => {
+  try {
+    parseReadLat(' Couldn\'t connect to 10.214.0.2:18515\nUnable to open file descriptor for socket connection');
+    assert.unreachable('parsed');
+  } catch (e) {
+    assert.instance(e, HecaError);
+    assert.match((e as HecaError).details ?? '', "Couldn't connect");
+  }
+});
+
+test.run();
