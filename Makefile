@@ -1,12 +1,12 @@
 # heca: post-copy live migration over RDMA for QEMU/KVM.
-#   make test    set up the host, build QEMU, run every test (what CI runs)
+#   make test    set up the host, build QEMU and the L1 kernel, run every test (what CI runs)
 #   make bench   set up, build, run the default comparison of all scenarios
 SHELL := /bin/bash
 TSX := npx tsx
 BENCH_ARGS ?=
 OUT ?= results/latest
 
-.PHONY: setup build build-kernel typecheck test test-unit test-integration bench clean
+.PHONY: setup build build-kernel build-kernel-only typecheck test test-unit test-integration bench clean
 
 setup:
 	bash tools/setup-host.sh
@@ -15,6 +15,9 @@ build: setup
 	$(TSX) tools/build.ts --qemu
 
 build-kernel: setup
+	$(TSX) tools/build.ts --kernel
+
+build-kernel-only:
 	$(TSX) tools/build.ts --kernel
 
 typecheck: setup
@@ -26,8 +29,9 @@ test-unit: setup
 test-integration: build
 	$(TSX) tests/run.ts integration
 
-# Unit tests, the patch series checks, then the integration tests (real QEMU).
-test: setup typecheck build
+# Unit tests, the patch series checks, then the integration tests (real QEMU;
+# the nested testbed boots L1 hosts on the heca kernel).
+test: setup typecheck build build-kernel-only
 	$(TSX) tools/patches.ts check --qemu
 	$(TSX) tests/run.ts all
 

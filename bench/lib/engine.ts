@@ -16,7 +16,7 @@ import type { FaultStats, OpsSample, PhaseMark, RunRecord, ScenarioParams, Workl
 import { QmpCommandError } from '../../tools/qmp/errors.ts';
 import { LocalTestbed } from './testbed-local.ts';
 import type { LinkProfileName } from './result.ts';
-import { logTail, Vm, type VmConfig } from './vm.ts';
+import { logTail, Vm, type Spawner, type VmConfig } from './vm.ts';
 
 export interface RunContext {
   qemu: string;
@@ -39,6 +39,35 @@ export interface RunContext {
   memDir?: string;
   /** Called at fixed points of a run; tests use them to inject faults. */
   hooks?: RunHooks;
+  /** Where the two QEMUs run (default: a fresh local testbed per run, shaped to `link`). */
+  testbed?: () => Promise<RunTestbed>;
+}
+
+/** The two "hosts" of one run, as the engine uses them. */
+export interface RunTestbed {
+  readonly kind: 'local' | 'nested';
+  /** Address of each side on the link between them. */
+  readonly srcAddr: string;
+  readonly dstAddr: string;
+  spawn(role: 'src' | 'dst'): Spawner;
+  /** What a VM on this side needs beyond the common config (TCP sockets in an L1 host). */
+  vmExtra(role: 'src' | 'dst'): Partial<VmConfig>;
+  /** Bytes on the link, as the source's end counts them. */
+  wireBytes(): Promise<{ tx: number; rx: number }>;
+  destroy(): Promise<void>;
+}
+
+export async function localRunTestbed(link: LinkProfileName): Promise<RunTestbed> {
+  const bed = await LocalTestbed.create({ link });
+  return {
+    kind: 'local',
+    srcAddr: bed.src.addr,
+    dstAddr: bed.dst.addr,
+    spawn: (role) => (c, a, log) => (role === 'src' ? bed.src : bed.dst).spawn(c, a, { logFile: log }),
+    vmExtra: () => ({}),
+    wireBytes: () => bed.wireBytes(),
+    destroy: () => bed.destroy(),
+  };
 }
 
 export interface RunHooks {
@@ -76,7 +105,7 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     logs_dir: logsRel,
   };
 
-  let bed: LocalTestbed | undefined;
+  let bed: RunTestbed | undefined;
   let src: Vm | undefined;
   let dst: Vm | undefined;
   const memFiles: string[] = [];
@@ -88,7 +117,7 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
   const unregister = onCleanup(teardown);
   let t0 = 0;
   try {
-    bed = await LocalTestbed.create({ link: ctx.link });
+    bed = await (ctx.testbed ?? (() => localRunTestbed(ctx.link)))();
     const base: Omit<VmConfig, 'name' | 'dir'> = {
       accel: ctx.accel,
       memMib: w.mem_mib,
@@ -98,11 +127,11 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     };
     const theBed = bed;
     const memFile = (side: string) => (ctx.memDir ? { memFile: join(ctx.memDir, `heca-${process.pid}-${sc.name}-r${repeat}-${side}.ram`) } : {});
-    const dstCfg: VmConfig = { ...base, name: 'heca-dst', dir: join(logs, 'dst'), incoming: true, ...memFile('dst') };
-    const srcCfg: VmConfig = { ...base, name: 'heca-src', dir: join(logs, 'src'), ...memFile('src') };
+    const dstCfg: VmConfig = { ...base, name: 'heca-dst', dir: join(logs, 'dst'), incoming: true, ...memFile('dst'), ...theBed.vmExtra('dst') };
+    const srcCfg: VmConfig = { ...base, name: 'heca-src', dir: join(logs, 'src'), ...memFile('src'), ...theBed.vmExtra('src') };
     memFiles.push(...[dstCfg.memFile, srcCfg.memFile].filter((f): f is string => f !== undefined));
-    dst = await Vm.start(ctx.qemu, dstCfg, (c, a, log) => theBed.dst.spawn(c, a, { logFile: log }));
-    src = await Vm.start(ctx.qemu, srcCfg, (c, a, log) => theBed.src.spawn(c, a, { logFile: log }));
+    dst = await Vm.start(ctx.qemu, dstCfg, theBed.spawn('dst'));
+    src = await Vm.start(ctx.qemu, srcCfg, theBed.spawn('src'));
     const S = src;
     const D = dst;
 
@@ -123,7 +152,7 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     }
     const qemuSwitch = sc.mode !== 'precopy' && sc.switchover === 'qemu';
     if (qemuSwitch) await setSwitchover(S, sc);
-    const uri = `tcp:${bed.dst.addr}:${ctx.port}`;
+    const uri = `tcp:${bed.dstAddr}:${ctx.port}`;
     await D.qmp.execute('migrate-incoming', { uri });
 
     const mark = (name: PhaseMark['name']) => rec.phases.push({ at_ms: Date.now() - t0, name });

@@ -13,6 +13,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { debug } from '../../tools/lib/log.ts';
+import { connectOpts, isTcpAddr } from '../../tools/lib/sockaddr.ts';
 
 export interface ReadyMessage {
   t: 'ready';
@@ -139,7 +140,7 @@ export class GuestChannel {
    */
   static async connect(path: string, opts: { timeoutMs?: number } = {}): Promise<GuestChannel> {
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    if (Buffer.byteLength(path) > 107) {
+    if (!isTcpAddr(path) && Buffer.byteLength(path) > 107) {
       throw new HecaError(`guest control socket path is too long (${Buffer.byteLength(path)} bytes)`, { why: `unix socket paths are limited to 107 bytes: ${path}`, fix: 'use a shorter run directory' });
     }
     const deadline = Date.now() + timeoutMs;
@@ -147,7 +148,7 @@ export class GuestChannel {
     for (;;) {
       try {
         const sock = await new Promise<Socket>((resolve, reject) => {
-          const s = netConnect(path);
+          const s = netConnect(connectOpts(path));
           s.once('connect', () => {
             s.removeAllListeners('error');
             resolve(s);

@@ -39,6 +39,8 @@ export interface L1Config {
   sharedDir: string;
   /** The heca checkout (its node_modules and the agent). Default: this one. */
   repo?: string;
+  /** A management NIC (user networking, isolated) forwarding 127.0.0.1:hostPort at L0 to guestPort in L1. */
+  mgmt?: { mac: string; forwards: { hostPort: number; guestPort: number }[] };
 }
 
 export const L1_INIT = 'bench/nested/l1-init';
@@ -50,6 +52,7 @@ export function l1KernelArgs(c: L1Config): string {
     'root=/dev/root', 'rootfstype=9p', 'rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000,cache=loose', 'ro',
     `init=${join(repo, L1_INIT)}`,
     `heca_name=${c.name}`, `heca_mac=${c.link.mac}`, `heca_addr=${c.link.addr}`, `heca_repo=${repo}`, `heca_shared=${c.sharedDir}`,
+    ...(c.mgmt ? [`heca_mgmt_mac=${c.mgmt.mac}`] : []),
   ].join(' ');
 }
 
@@ -72,6 +75,12 @@ export function l1Args(c: L1Config): string[] {
     '-device', 'virtio-9p-pci,fsdev=shared,mount_tag=heca.shared',
     '-netdev', `dgram,id=link,local.type=inet,local.host=127.0.0.1,local.port=${l.localPort},remote.type=inet,remote.host=127.0.0.1,remote.port=${l.remotePort}`,
     '-device', `virtio-net-pci,netdev=link,mac=${l.mac}`,
+    ...(c.mgmt
+      ? [
+          '-netdev', ['user,id=mgmt,restrict=on', ...c.mgmt.forwards.map((f) => `hostfwd=tcp:127.0.0.1:${f.hostPort}-10.0.2.15:${f.guestPort}`)].join(','),
+          '-device', `virtio-net-pci,netdev=mgmt,mac=${c.mgmt.mac}`,
+        ]
+      : []),
     '-device', 'virtio-serial-pci',
     '-chardev', `socket,id=agent,path=${join(c.dir, 'agent.sock')},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=heca.agent',

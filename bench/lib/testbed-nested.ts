@@ -13,13 +13,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { info, warn } from '../../tools/lib/log.ts';
 import { buildDir, qemuBinary } from '../../tools/lib/paths.ts';
 import { onCleanup } from './cleanup.ts';
-import { type AgentExecResult } from './l1-agent.ts';
+import type { Spawned } from '../../tools/lib/exec.ts';
+import { tcpAddr } from '../../tools/lib/sockaddr.ts';
+import type { RunTestbed } from './engine.ts';
+import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host } from './l1-host.ts';
 import { describeLink, shapingArgs } from './links.ts';
 import type { LinkProfileName } from './result.ts';
@@ -41,7 +45,12 @@ export interface NestedOptions {
   bootTimeoutMs?: number;
   kernel?: string;
   id?: string;
+  /** L0 directory mounted at the same path in both hosts (default DIR/shared). */
+  sharedDir?: string;
 }
+
+/** Ports in each L1 host that an L2 QEMU's QMP monitor and control channel listen on. */
+export const L2_PORTS = { qmp: 5101, ctl: 5102 } as const;
 
 export interface RxeState {
   dev: string;
@@ -106,6 +115,8 @@ export class NestedTestbed {
     readonly id: string,
     readonly link: LinkProfileName,
     readonly dir: string,
+    /** Same path at L0 and in both hosts. */
+    readonly sharedDir: string,
     readonly accel: { accel: 'tcg' | 'kvm'; reason: string },
     readonly a: L1Host,
     readonly b: L1Host,
@@ -130,7 +141,9 @@ export class NestedTestbed {
     const accel = opts.accel ?? { accel: 'tcg' as const, reason: 'default for L1 hosts: TCG with -cpu max exposes SVM for nested KVM' };
     const started = Date.now();
     const [pa, pb] = await freeUdpPorts(2);
-    const shared = join(opts.dir, 'shared');
+    const fwd = await freeTcpPorts(4);
+    const forwards = (i: number) => [{ hostPort: fwd[i]!, guestPort: L2_PORTS.qmp }, { hostPort: fwd[i + 1]!, guestPort: L2_PORTS.ctl }];
+    const shared = opts.sharedDir ?? join(opts.dir, 'shared');
     const mk = (which: 'a' | 'b') => {
       const dir = join(opts.dir, which);
       mkdirSync(dir, { recursive: true });
@@ -138,8 +151,8 @@ export class NestedTestbed {
     };
     mkdirSync(shared, { recursive: true });
     const common = { kernel, accel: accel.accel, memMib: opts.memMib ?? 3072, cpus: opts.cpus ?? 2, sharedDir: shared };
-    const cfgA = { ...common, name: `heca-${id}-a`, dir: mk('a'), link: { mac: '52:54:00:4e:00:01', addr: `${A_ADDR}/${PREFIX}`, localPort: pa!, remotePort: pb! } };
-    const cfgB = { ...common, name: `heca-${id}-b`, dir: mk('b'), link: { mac: '52:54:00:4e:00:02', addr: `${B_ADDR}/${PREFIX}`, localPort: pb!, remotePort: pa! } };
+    const cfgA = { ...common, name: `heca-${id}-a`, dir: mk('a'), link: { mac: '52:54:00:4e:00:01', addr: `${A_ADDR}/${PREFIX}`, localPort: pa!, remotePort: pb! }, mgmt: { mac: '52:54:00:4e:01:01', forwards: forwards(0) } };
+    const cfgB = { ...common, name: `heca-${id}-b`, dir: mk('b'), link: { mac: '52:54:00:4e:00:02', addr: `${B_ADDR}/${PREFIX}`, localPort: pb!, remotePort: pa! }, mgmt: { mac: '52:54:00:4e:01:02', forwards: forwards(2) } };
 
     const owner: OwnerRecord = { id, pid: process.pid, pid_start: procStart(process.pid), qemu_pids: [], names: [cfgA.name, cfgB.name], created_at: new Date().toISOString() };
     mkdirSync(NESTED_OWNER_DIR, { recursive: true });
@@ -169,7 +182,7 @@ export class NestedTestbed {
       await a.agent.exec(['busybox', 'ping', '-c', '2', '-W', '5', B_ADDR], { timeoutMs: 20_000 }).catch((e: unknown) => {
         throw new HecaError(`L1 host ${a.name} cannot reach ${b.name} over the link`, { why: (e as Error).message, fix: `check the dgram ports ${pa}/${pb} and both console logs in ${opts.dir}` });
       });
-      const bed = new NestedTestbed(id, opts.link, opts.dir, accel, a, b, { a: fa, b: fb }, Date.now() - started);
+      const bed = new NestedTestbed(id, opts.link, opts.dir, shared, accel, a, b, { a: fa, b: fb }, Date.now() - started);
       bed.unregister = unregister;
       info(`nested testbed ${id} up in ${(bed.upMs / 1000).toFixed(1)} s: ${describeLink(opts.link)}; rxe0 ${fa.rxe.state}/${fb.rxe.state}; nested KVM ${fa.nested_kvm && fb.nested_kvm ? 'yes' : 'NO'}`);
       return bed;
@@ -184,6 +197,55 @@ export class NestedTestbed {
   /** Run a command to completion in host A or B (see AgentClient.exec). */
   exec(on: 'a' | 'b', argv: readonly string[], opts: Parameters<L1Host['agent']['exec']>[1]): Promise<AgentExecResult> {
     return (on === 'a' ? this.a : this.b).agent.exec(argv, opts);
+  }
+
+  /** L0 address ("tcp:127.0.0.1:PORT") forwarded to `guestPort` in host A or B. */
+  forwarded(on: 'a' | 'b', guestPort: number): string {
+    const h = on === 'a' ? this.a : this.b;
+    const f = h.config.mgmt?.forwards.find((x) => x.guestPort === guestPort);
+    if (!f) throw new HecaError(`no port forward to ${guestPort} in ${h.name}`, { why: 'the L1 host was started without it' });
+    return tcpAddr('127.0.0.1', f.hostPort);
+  }
+
+  /** Bytes on A's end of the link (tx = A → B). */
+  async wireBytes(): Promise<{ tx: number; rx: number }> {
+    const r = await this.a.agent.exec(['cat', '/sys/class/net/link0/statistics/tx_bytes', '/sys/class/net/link0/statistics/rx_bytes'], { timeoutMs: 10_000 });
+    const [tx, rx] = r.stdout.trim().split('\n').map(Number);
+    return { tx: tx!, rx: rx! };
+  }
+
+  /**
+   * The engine's view for one run: the source QEMU in A, the destination in B,
+   * their monitors on TCP ports reached through the port forwards. destroy()
+   * stops what the run started in the hosts; the hosts stay up for the next run.
+   */
+  runTestbed(): RunTestbed {
+    const started: Spawned[] = [];
+    const hostOf = (role: 'src' | 'dst') => (role === 'src' ? this.a : this.b);
+    return {
+      kind: 'nested',
+      srcAddr: A_ADDR,
+      dstAddr: B_ADDR,
+      vmExtra: (role) => {
+        const on = role === 'src' ? 'a' : 'b';
+        return {
+          accel: 'kvm',
+          tcp: { listen: { host: '0.0.0.0', qmpPort: L2_PORTS.qmp, ctlPort: L2_PORTS.ctl }, qmp: this.forwarded(on, L2_PORTS.qmp), ctl: this.forwarded(on, L2_PORTS.ctl) },
+        };
+      },
+      spawn: (role) => async (cmd, args, logFile) => {
+        const h = hostOf(role);
+        const p = await h.agent.spawn([cmd, ...args], { logFile });
+        const s = agentSpawned(h, p);
+        started.push(s);
+        await waitListening(h, [L2_PORTS.qmp, L2_PORTS.ctl], 60_000, s);
+        return s;
+      },
+      wireBytes: () => this.wireBytes(),
+      destroy: async () => {
+        await Promise.all(started.map((s) => s.stop(3000)));
+      },
+    };
   }
 
   /** Power both hosts off; idempotent. */
@@ -281,5 +343,60 @@ async function waitRxeActive(h: L1Host, timeoutMs: number): Promise<RxeState> {
       throw new HecaError(`L1 host ${h.name}: rxe0 is not ACTIVE`, { why: `after ${timeoutMs} ms it is ${last.state} (${last.physical_state}) on ${last.netdev}`, fix: 'link0 must be up with a carrier: see the console log' });
     }
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Pick `n` distinct TCP ports on 127.0.0.1 that are free right now. */
+export async function freeTcpPorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<Server>((resolve, reject) => {
+        const srv = createServer();
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', () => resolve(srv));
+      }),
+    ),
+  );
+  const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
+  await Promise.all(servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+  return ports;
+}
+
+/** A process the agent started, as exec.ts's Spawned (stop = SIGTERM, then SIGKILL). */
+function agentSpawned(h: L1Host, p: { pid: number; exited: Promise<AgentExit> }): Spawned {
+  let done = false;
+  const exited = p.exited.then((e) => {
+    done = true;
+    return { exitCode: e.exitCode, signal: e.signal ?? undefined };
+  });
+  const signal = (sig: NodeJS.Signals) => h.agent.kill(p.pid, sig).catch(() => false);
+  return {
+    pid: p.pid,
+    exited,
+    kill: (sig: NodeJS.Signals = 'SIGTERM') => {
+      if (!done) void signal(sig);
+    },
+    stop: async (graceMs = 5000) => {
+      if (done || h.agent.isClosed) return;
+      await signal('SIGTERM');
+      const t = setTimeout(() => void signal('SIGKILL'), graceMs);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs + 5000))]);
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Wait until TCP `ports` listen in the host (user networking accepts at L0 before they do). */
+async function waitListening(h: L1Host, ports: number[], timeoutMs: number, proc: Spawned): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let gone = false;
+  void proc.exited.then(() => (gone = true));
+  for (;;) {
+    const r = await h.agent.exec(['ss', '-Hltn'], { timeoutMs: 10_000, allowFail: true });
+    const listening = new Set([...r.stdout.matchAll(/:(\d+)\s/g)].map((m) => Number(m[1])));
+    if (ports.every((p) => listening.has(p))) return;
+    if (gone) return; // the caller sees the exit (and its log) when it connects
+    if (Date.now() > end) throw new HecaError(`${h.name}: QEMU does not listen on ${ports.join(', ')}`, { why: `not within ${timeoutMs} ms of its start`, fix: 'see its log in the run directory' });
+    await new Promise((res) => setTimeout(res, 200));
   }
 }

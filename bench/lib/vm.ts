@@ -23,6 +23,17 @@ export interface VmConfig {
   incoming?: boolean;
   /** Back guest RAM by this shared file (e.g. in /dev/shm) so the host can read and write it. */
   memFile?: string;
+  /**
+   * QMP and the control channel on TCP ports instead of unix sockets in `dir`
+   * (a QEMU inside an L1 test host): QEMU listens on `listen`, heca connects
+   * to `qmp` / `ctl` ("tcp:HOST:PORT", a port forward to them).
+   */
+  tcp?: { listen: { host: string; qmpPort: number; ctlPort: number }; qmp: string; ctl: string };
+}
+
+/** Where heca connects to the QMP monitor and the control channel of this VM. */
+export function vmSockets(c: VmConfig): { qmp: string; ctl: string } {
+  return c.tcp ? { qmp: c.tcp.qmp, ctl: c.tcp.ctl } : { qmp: join(c.dir, 'qmp.sock'), ctl: join(c.dir, 'ctl.sock') };
 }
 
 export function vmArgs(c: VmConfig): string[] {
@@ -43,15 +54,18 @@ export function vmArgs(c: VmConfig): string[] {
     '-append', c.append,
     '-chardev', `file,id=con,path=${join(c.dir, 'console.log')}`,
     '-serial', 'chardev:con',
-    '-chardev', `socket,id=ctl,path=${join(c.dir, 'ctl.sock')},server=on,wait=off`,
+    '-chardev', c.tcp
+      ? `socket,id=ctl,host=${c.tcp.listen.host},port=${c.tcp.listen.ctlPort},server=on,wait=off,nodelay=on`
+      : `socket,id=ctl,path=${join(c.dir, 'ctl.sock')},server=on,wait=off`,
     '-serial', 'chardev:ctl',
-    '-qmp', `unix:${join(c.dir, 'qmp.sock')},server=on,wait=off`,
+    '-qmp', c.tcp ? `tcp:${c.tcp.listen.host}:${c.tcp.listen.qmpPort},server=on,wait=off,nodelay=on` : `unix:${join(c.dir, 'qmp.sock')},server=on,wait=off`,
     ...firmwareDirs.filter((d) => existsSync(d)).flatMap((d) => ['-L', d]),
     ...(c.incoming ? ['-incoming', 'defer'] : []),
   ];
 }
 
-export type Spawner = (cmd: string, args: string[], logFile: string) => Spawned;
+/** Starts QEMU; may be async (in an L1 host it resolves once QEMU listens on its ports). */
+export type Spawner = (cmd: string, args: string[], logFile: string) => Spawned | Promise<Spawned>;
 
 export class Vm {
   private exitInfo: { exitCode: number; signal: string | undefined } | undefined;
@@ -73,7 +87,7 @@ export class Vm {
 
   /** Start QEMU through `spawn` (e.g. inside a network namespace) and connect QMP and the channel. */
   static async start(qemu: string, c: VmConfig, spawn: Spawner): Promise<Vm> {
-    const proc = spawn(qemu, vmArgs(c), join(c.dir, 'qemu.log'));
+    const proc = await spawn(qemu, vmArgs(c), join(c.dir, 'qemu.log'));
     const died = proc.exited.then((e) => {
       throw new HecaError(`QEMU ${c.name} exited while starting (status ${e.exitCode}${e.signal ? `, ${e.signal}` : ''})`, {
         why: 'see its log below',
@@ -83,8 +97,9 @@ export class Vm {
     });
     died.catch(() => undefined); // observed through the races below; QEMU exiting later is not an error here
     try {
-      const qmp = await Promise.race([QmpClient.connect(join(c.dir, 'qmp.sock'), { timeoutMs: 10_000, retryUntilMs: 30_000 }), died]);
-      const channel = await Promise.race([GuestChannel.connect(join(c.dir, 'ctl.sock'), { timeoutMs: 30_000 }), died]);
+      const socks = vmSockets(c);
+      const qmp = await Promise.race([QmpClient.connect(socks.qmp, { timeoutMs: 10_000, retryUntilMs: 30_000 }), died]);
+      const channel = await Promise.race([GuestChannel.connect(socks.ctl, { timeoutMs: 30_000 }), died]);
       return new Vm(c, proc, qmp, channel);
     } catch (e) {
       await proc.stop(2000);

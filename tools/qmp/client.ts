@@ -14,6 +14,7 @@
 import { createConnection, type Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { debug, isVerbose } from '../lib/log.ts';
+import { connectOpts } from '../lib/sockaddr.ts';
 import { QmpCommandError, QmpConnectError, QmpDisconnectedError, QmpNegotiationError, QmpTimeoutError } from './errors.ts';
 import type { ArgsOf, QmpCommandName, QmpEvent, QmpGreeting, ReturnOf } from './types.ts';
 
@@ -50,7 +51,7 @@ async function openSocket(path: string, retryUntilMs: number): Promise<Socket> {
   for (;;) {
     try {
       return await new Promise<Socket>((resolve, reject) => {
-        const s = createConnection({ path });
+        const s = createConnection(connectOpts(path));
         s.once('connect', () => {
           s.removeAllListeners('error');
           resolve(s);
