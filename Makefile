@@ -6,7 +6,7 @@ TSX := npx tsx
 BENCH_ARGS ?=
 OUT ?= results/latest
 
-.PHONY: setup build build-kernel build-kernel-only typecheck test test-unit test-integration bench clean
+.PHONY: setup build build-kernel typecheck test test-unit test-integration bench clean
 
 setup:
 	bash tools/setup-host.sh
@@ -15,9 +15,6 @@ build: setup
 	$(TSX) tools/build.ts --qemu
 
 build-kernel: setup
-	$(TSX) tools/build.ts --kernel
-
-build-kernel-only:
 	$(TSX) tools/build.ts --kernel
 
 typecheck: setup
@@ -31,7 +28,7 @@ test-integration: build
 
 # Unit tests, the patch series checks, then the integration tests (real QEMU;
 # the nested testbed boots L1 hosts on the heca kernel).
-test: setup typecheck build build-kernel-only
+test: setup typecheck build build-kernel
 	$(TSX) tools/patches.ts check --qemu
 	$(TSX) tests/run.ts all
 

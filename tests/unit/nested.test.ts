@@ -12,7 +12,9 @@ import { HecaError } from '../../tools/lib/errors.ts';
 import { repoRoot } from '../../tools/lib/paths.ts';
 import { l1Args, l1KernelArgs, type L1Config } from '../../bench/lib/l1-host.ts';
 import { parseQperf, parseReadBw, parseReadLat } from '../../bench/lib/link-probes.ts';
-import { freeUdpPorts } from '../../bench/lib/testbed-nested.ts';
+import { freeTcpPorts, freeUdpPorts } from '../../bench/lib/testbed-nested.ts';
+import { vmArgs, vmSockets, type VmConfig } from '../../bench/lib/vm.ts';
+import { connectOpts, isTcpAddr, tcpAddr } from '../../tools/lib/sockaddr.ts';
 
 const cfg: L1Config = {
   name: 'heca-x1-a', dir: '/tmp/l1a', kernel: '/k/bzImage', accel: 'tcg', memMib: 3072, cpus: 2,
@@ -64,7 +66,30 @@ test('L1 kernel parameters: 9p root, l1-init from the checkout, and the heca_* s
   for (const p of k.filter((x) => x.startsWith('heca_'))) assert.not.match(p.split('=')[0]!, '.');
 });
 
-test('freeUdpPorts: distinct ports that can be bound', async () => {
+test('L2 QEMU in an L1 host: QMP and the control channel on TCP, reached through port forwards', () => {
+  const base: VmConfig = { name: 'heca-src', dir: '/r/src', accel: 'kvm', memMib: 256, kernel: '/k', initrd: '/i', append: 'x' };
+  const c: VmConfig = { ...base, tcp: { listen: { host: '0.0.0.0', qmpPort: 5101, ctlPort: 5102 }, qmp: tcpAddr('127.0.0.1', 40001), ctl: tcpAddr('127.0.0.1', 40002) } };
+  const a = vmArgs(c);
+  assert.equal(opt(a, '-qmp'), ['tcp:0.0.0.0:5101,server=on,wait=off,nodelay=on']);
+  assert.ok(opt(a, '-chardev').includes('socket,id=ctl,host=0.0.0.0,port=5102,server=on,wait=off,nodelay=on'));
+  assert.equal(vmSockets(c), { qmp: 'tcp:127.0.0.1:40001', ctl: 'tcp:127.0.0.1:40002' });
+  assert.equal(vmSockets(base), { qmp: '/r/src/qmp.sock', ctl: '/r/src/ctl.sock' });
+  assert.equal(connectOpts('tcp:127.0.0.1:40001'), { host: '127.0.0.1', port: 40001 });
+  assert.equal(connectOpts('/r/src/qmp.sock'), { path: '/r/src/qmp.sock' });
+  assert.ok(isTcpAddr('tcp:localhost:1') && !isTcpAddr('/tmp/tcp:x'));
+});
+
+test('L1 QEMU: a management NIC, isolated, forwarding loopback ports to 10.0.2.15', () => {
+  const a = l1Args({ ...cfg, mgmt: { mac: '52:54:00:4e:01:01', forwards: [{ hostPort: 40001, guestPort: 5101 }, { hostPort: 40002, guestPort: 5102 }] } });
+  assert.ok(opt(a, '-netdev').includes('user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:40001-10.0.2.15:5101,hostfwd=tcp:127.0.0.1:40002-10.0.2.15:5102'));
+  assert.ok(opt(a, '-device').includes('virtio-net-pci,netdev=mgmt,mac=52:54:00:4e:01:01'));
+  assert.match(l1KernelArgs({ ...cfg, mgmt: { mac: '52:54:00:4e:01:01', forwards: [] } }), 'heca_mgmt_mac=52:54:00:4e:01:01');
+  assert.not.ok(opt(l1Args(cfg), '-netdev').some((n) => n.startsWith('user')), 'none unless asked for');
+});
+
+test('freeUdpPorts / freeTcpPorts: distinct ports that can be bound', async () => {
+  const t = await freeTcpPorts(4);
+  assert.is(new Set(t).size, 4);
   const p = await freeUdpPorts(3);
   assert.is(new Set(p).size, 3);
   for (const n of p) assert.ok(n > 0 && n < 65536);
