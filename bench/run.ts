@@ -1,7 +1,7 @@
 /**
  * npx tsx bench/run.ts [--scenario NAME[,NAME...]] [--list] [--mem MiB] [--workload NAME]
  *                      [--link lan1g|lan10g|wan|unlimited] [--repeat N] [--out DIR]
- *                      [--accel auto|kvm|tcg] [--precopy-timeout S] [--warmup S]
+ *                      [--accel auto|kvm|tcg] [--testbed local|nested] [--precopy-timeout S] [--warmup S]
  *                      [--dry-run] [--verbose]
  *
  * Runs a source and a destination QEMU in two network namespaces joined by a
@@ -11,7 +11,7 @@
  */
 import { mkdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { intFlag, main, parseFlags } from '../tools/lib/cli.ts';
+import { intFlag, main, parseFlags, UsageError } from '../tools/lib/cli.ts';
 import { HecaError } from '../tools/lib/errors.ts';
 import { probe, setDryRun, spawnLogged, isDryRun, showCommand } from '../tools/lib/exec.ts';
 import { info, setVerbose, warn } from '../tools/lib/log.ts';
@@ -25,7 +25,9 @@ import { writeReport } from './lib/report.ts';
 import { RESULT_SCHEMA_VERSION, type BenchResult, type Environment, type RunRecord, type ScenarioResult } from './lib/result.ts';
 import { DEFAULT_SCENARIOS, listScenarios, parseScenarios } from './lib/scenarios.ts';
 import { baselineIndex, compareScenarios, summarize } from './lib/stats.ts';
+import { measureLink } from './lib/link-probes.ts';
 import { LocalTestbed } from './lib/testbed-local.ts';
+import { NestedTestbed } from './lib/testbed-nested.ts';
 import { Vm, vmArgs } from './lib/vm.ts';
 import { listWorkloads, makeWorkload } from './lib/workloads.ts';
 
@@ -38,6 +40,8 @@ const usage = `  npx tsx bench/run.ts [options]
     --repeat N         repeats of every scenario, interleaved (default 3)
     --out DIR          where result.json, charts, report and logs go (default results/<time>)
     --accel A          auto | kvm | tcg (default auto: probe-boots a guest under KVM)
+    --testbed T        local (default: two network namespaces here) | nested (two L1 hosts on the
+                       heca kernel, L2 guests under nested KVM, Soft-RoCE between them; link probes recorded)
     --precopy-timeout S  give up pre-copy after S seconds (default 120)
     --warmup S         seconds of guest activity recorded before migrate (default 3)
     --dry-run          print what would run (testbed commands, QEMU command lines) and exit
@@ -53,6 +57,7 @@ main(async () => {
     repeat: { type: 'string' },
     out: { type: 'string' },
     accel: { type: 'string' },
+    testbed: { type: 'string' },
     'precopy-timeout': { type: 'string' },
     warmup: { type: 'string' },
     'dry-run': { type: 'boolean' },
@@ -76,6 +81,9 @@ main(async () => {
   const repeat = intFlag('repeat', values.repeat, 1, 100) ?? 3;
   const warmup = intFlag('warmup', values.warmup, 0, 600) ?? 3;
   const accelReq = parseAccel(values.accel ?? 'auto');
+  const testbed = values.testbed ?? 'local';
+  if (testbed !== 'local' && testbed !== 'nested') throw new UsageError(`unknown testbed "${testbed}"`, { why: 'the testbeds are local and nested', fix: 'use --testbed local or --testbed nested' });
+  if (testbed === 'nested' && values.accel !== undefined) throw new UsageError('--accel applies to the local testbed only', { why: 'on the nested testbed L2 guests always run under nested KVM in the L1 hosts', fix: 'drop --accel' });
   checkMemory(mem);
   const out = resolve(values.out ?? join('results', new Date().toISOString().replace(/[:.]/g, '-')));
   const qemu = qemuBinary();
@@ -90,11 +98,25 @@ main(async () => {
     return;
   }
   requireRoot('bench/run.ts');
-  await assertLinkSupported(link);
+  if (testbed === 'local') await assertLinkSupported(link);
   mkdirSync(out, { recursive: true });
   await LocalTestbed.cleanupStale();
 
-  const accel = await chooseAccel(accelReq, async () => probeKvm(qemu, guest, append(makeWorkload('idle', 256)), out));
+  let nested: NestedTestbed | undefined;
+  let accel: { accel: 'tcg' | 'kvm'; reason: string };
+  if (testbed === 'nested') {
+    // The whole result directory is shared with the L1 hosts: the L2 QEMUs write their logs into it.
+    nested = await NestedTestbed.create({ link, dir: join(out, 'nested'), sharedDir: out, memMib: Math.max(3072, 2 * mem + 1024) });
+    const f = [nested.facts.a, nested.facts.b];
+    const missing = f.filter((h) => !h.nested_kvm);
+    if (missing.length) {
+      await nested.destroy();
+      throw new HecaError('nested KVM is not available in the L1 hosts', { why: missing.map((h) => `${h.name}: ${h.nested_kvm_detail}`).join('; '), fix: 'the L1 hosts need a CPU with SVM/VMX: TCG -cpu max has SVM' });
+    }
+    accel = { accel: 'kvm', reason: `L2 guests under nested KVM (${f[0]!.nested_kvm_detail}) in L1 hosts under ${nested.accel.accel} (${nested.accel.reason})` };
+  } else {
+    accel = await chooseAccel(accelReq, async () => probeKvm(qemu, guest, append(makeWorkload('idle', 256)), out));
+  }
   info(`accelerator: ${accel.accel} (${accel.reason})`);
   const qemuVersion = (await probe(qemu, ['--version'])).split('\n')[0] ?? 'unknown';
   const host = hostFacts();
@@ -108,26 +130,45 @@ main(async () => {
     link_desc: describeLink(link),
     host_cpus: host.cpus,
     host_mem_mib: host.mem_mib,
-    testbed: 'local',
+    testbed,
     qemu_build: readQemuBuild(),
     started_at: new Date().toISOString(),
   };
   const ctx: RunContext = { qemu, accel: accel.accel, link, kernel: guest.kernel, initrd: guest.initrd, append, outDir: out, warmupS: warmup, port: 4444 };
-
+  if (nested) {
+    const bed = nested;
+    env.kernel_version = bed.facts.a.kernel;
+    env.nested = {
+      l1_accel: `${bed.accel.accel} (${bed.accel.reason})`,
+      l1_kernel: bed.facts.a.kernel,
+      up_ms: bed.upMs,
+      hosts: [bed.facts.a, bed.facts.b].map((h) => ({ name: h.name, boot_ms: h.boot_ms, nested_kvm: h.nested_kvm, nested_kvm_detail: h.nested_kvm_detail, rxe_state: h.rxe.state })),
+    };
+    ctx.testbed = async () => bed.runTestbed();
+  }
   const results: ScenarioResult[] = scenarios.map((s) => ({ scenario: s, workload, runs: [], summary: {} }));
   const total = scenarios.length * repeat;
   let n = 0;
   const save = () => writeResult(out, env, results);
-  for (let r = 1; r <= repeat; r++) {
-    for (const res of results) {
-      n++;
-      info(`[${n}/${total}] ${res.scenario.name} (${res.scenario.id}), repeat ${r}/${repeat}`);
-      const rec = await runOnce(ctx, res.scenario, workload, r);
-      res.runs.push(rec);
-      res.summary = summarize(res.runs, workload.mem_mib);
-      info(`[${n}/${total}] ${res.scenario.name} r${r}: ${line(rec)}`);
-      save();
+  try {
+    if (nested && env.nested) {
+      info('measuring the link between the L1 hosts (ib_read_lat, ib_read_bw, qperf)');
+      env.nested.link_probes = await measureLink(nested);
     }
+    for (let r = 1; r <= repeat; r++) {
+      for (const res of results) {
+        n++;
+        info(`[${n}/${total}] ${res.scenario.name} (${res.scenario.id}), repeat ${r}/${repeat}`);
+        const rec = await runOnce(ctx, res.scenario, workload, r);
+        res.runs.push(rec);
+        res.summary = summarize(res.runs, workload.mem_mib);
+        info(`[${n}/${total}] ${res.scenario.name} r${r}: ${line(rec)}`);
+        save();
+      }
+    }
+  } finally {
+    // main() exits the process on an error, before cleanup.ts could run: power the L1 hosts off here.
+    await nested?.destroy();
   }
   const result = save();
   await writeReport(result, out);

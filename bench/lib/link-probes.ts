@@ -91,13 +91,13 @@ async function waitFor(file: string, text: string, timeoutMs: number, what: stri
 /** One perftest pair: server in B, client in A, 4 KiB, over rxe0. */
 async function perftest(bed: NestedTestbed, tool: 'ib_read_lat' | 'ib_read_bw', port: number): Promise<string> {
   const args = ['-d', 'rxe0', '-s', '4096', '-n', tool === 'ib_read_lat' ? '1000' : '2000', '-p', String(port), '-F'];
-  const log = join(bed.dir, 'shared', `${tool}-server.log`);
+  const log = join(bed.sharedDir, `${tool}-server.log`);
   // stdbuf: perftest's banner goes through stdio, block-buffered into a file otherwise.
   const server = await bed.b.agent.spawn(['stdbuf', '-oL', '-eL', tool, ...args], { logFile: log });
   try {
     await waitFor(log, 'Waiting for client', 30_000, `${tool} server in ${bed.b.name}`);
     const r = await bed.a.agent.exec([tool, ...args, '10.214.0.2'], { timeoutMs: 120_000 });
-    writeFileSync(join(bed.dir, 'shared', `${tool}-client.log`), `${r.stdout}${r.stderr}`);
+    writeFileSync(join(bed.sharedDir, `${tool}-client.log`), `${r.stdout}${r.stderr}`);
     return r.stdout;
   } finally {
     await bed.b.agent.kill(server.pid, 'SIGKILL').catch(() => false);
@@ -110,7 +110,7 @@ async function qperf(bed: NestedTestbed, test: 'tcp_lat' | 'tcp_bw', msgBytes: n
   for (let i = 0; i < 20; i++) {
     const r = await bed.a.agent.exec(['qperf', '10.214.0.2', '-t', '5', '-m', String(msgBytes), test], { timeoutMs: 60_000, allowFail: true });
     if (r.exitCode === 0 && r.stdout.includes(test)) {
-      writeFileSync(join(bed.dir, 'shared', `qperf-${test}.log`), r.stdout);
+      writeFileSync(join(bed.sharedDir, `qperf-${test}.log`), r.stdout);
       return r.stdout;
     }
     last = `${r.stdout}${r.stderr}`;
@@ -122,7 +122,7 @@ async function qperf(bed: NestedTestbed, test: 'tcp_lat' | 'tcp_bw', msgBytes: n
 export async function measureLink(bed: NestedTestbed): Promise<LinkProbes> {
   const ib_read_lat = parseReadLat(await perftest(bed, 'ib_read_lat', 18515));
   const ib_read_bw = parseReadBw(await perftest(bed, 'ib_read_bw', 18516));
-  const server = await bed.b.agent.spawn(['qperf'], { logFile: join(bed.dir, 'shared', 'qperf-server.log') });
+  const server = await bed.b.agent.spawn(['qperf'], { logFile: join(bed.sharedDir, 'qperf-server.log') });
   try {
     const lat = parseQperf(await qperf(bed, 'tcp_lat', 4096));
     const bw = parseQperf(await qperf(bed, 'tcp_bw', 65536));

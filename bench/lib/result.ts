@@ -21,7 +21,16 @@ export interface Environment {
   link_desc: string;
   host_cpus: number;
   host_mem_mib: number;
-  testbed: 'local';
+  /** local: two network namespaces on this machine; nested: two L1 hosts (the QEMUs run in them, L2 guests). */
+  testbed: 'local' | 'nested';
+  /** The nested testbed: L1 hosts and the raw link between them, measured in the same invocation. */
+  nested?: {
+    l1_accel: string;
+    l1_kernel: string;
+    up_ms: number;
+    hosts: { name: string; boot_ms: number; nested_kvm: boolean; nested_kvm_detail: string; rxe_state: string }[];
+    link_probes?: import('./link-probes.ts').LinkProbes;
+  };
   /** BUILD-INFO.json fingerprint of the QEMU used (patch series hash). */
   qemu_build?: { version: string; series_sha256: string; patches: string[] };
   started_at: string;
