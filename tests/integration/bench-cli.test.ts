@@ -49,6 +49,12 @@ test('bad input is refused up front with what exists', () => {
   assert.match(wl.err, 'write-heavy');
   const link = bench('--link', 'dialup', '--out', out);
   assert.match(link.err, 'lan1g');
+  const tb = bench('--testbed', 'cloud', '--out', out);
+  assert.is(tb.code, 2);
+  assert.match(tb.err, 'local and nested');
+  const acc = bench('--testbed', 'nested', '--accel', 'tcg', '--out', out);
+  assert.is(acc.code, 2);
+  assert.match(acc.err, 'nested KVM');
   assert.ok(!existsSync(out), 'nothing written');
 });
 
