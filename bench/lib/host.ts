@@ -50,3 +50,23 @@ export type AccelChoice = { accel: 'tcg' | 'kvm'; reason: string };
 export function kvmHostState(): { devKvm: boolean; pvm: boolean } {
   return { devKvm: existsSync('/dev/kvm'), pvm: existsSync('/sys/module/kvm_pvm') };
 }
+
+/**
+ * How the L1 test hosts run. KVM only when this machine's KVM is a real one
+ * with nested virtualisation on (the L1 hosts must run L2 guests); otherwise
+ * TCG with -cpu max, which exposes SVM to L1. The reason goes into results.
+ */
+export function chooseL1Accel(
+  st = kvmHostState(),
+  readParam: (path: string) => string | undefined = (p) => (existsSync(p) ? readFileSync(p, 'utf8').trim() : undefined),
+): { accel: 'tcg' | 'kvm'; reason: string } {
+  const tcg = (why: string) => ({ accel: 'tcg' as const, reason: `${why}: TCG with -cpu max, whose SVM lets L1 run L2 guests under KVM` });
+  if (!st.devKvm) return tcg('no /dev/kvm');
+  if (st.pvm) return tcg('kvm_pvm is loaded: this /dev/kvm is a paravirtual KVM that cannot run the L1 kernel');
+  for (const mod of ['kvm_intel', 'kvm_amd']) {
+    const v = readParam(`/sys/module/${mod}/parameters/nested`);
+    if (v === undefined) continue;
+    return ['1', 'Y', 'y'].includes(v) ? { accel: 'kvm', reason: `${mod}.nested=${v} on this machine: L1 under KVM, L2 under nested KVM` } : tcg(`${mod}.nested=${v}: no nested virtualisation`);
+  }
+  return tcg('/dev/kvm without kvm_intel or kvm_amd');
+}

@@ -20,6 +20,7 @@ import { HecaError } from '../../tools/lib/errors.ts';
 import { info, warn } from '../../tools/lib/log.ts';
 import { buildDir, qemuBinary } from '../../tools/lib/paths.ts';
 import { onCleanup } from './cleanup.ts';
+import { chooseL1Accel } from './host.ts';
 import type { Spawned } from '../../tools/lib/exec.ts';
 import { tcpAddr } from '../../tools/lib/sockaddr.ts';
 import type { RunTestbed } from './engine.ts';
@@ -138,7 +139,7 @@ export class NestedTestbed {
     const id = opts.id ?? randomBytes(4).toString('hex').slice(0, 7);
     if (!ID_RE.test(id)) throw new HecaError(`bad testbed id ${id}`, { why: 'ids are 1-12 lower-case letters or digits' });
     await NestedTestbed.cleanupStale();
-    const accel = opts.accel ?? { accel: 'tcg' as const, reason: 'default for L1 hosts: TCG with -cpu max exposes SVM for nested KVM' };
+    const accel = opts.accel ?? chooseL1Accel();
     const started = Date.now();
     const [pa, pb] = await freeUdpPorts(2);
     const fwd = await freeTcpPorts(4);

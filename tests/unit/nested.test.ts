@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { repoRoot } from '../../tools/lib/paths.ts';
+import { chooseL1Accel } from '../../bench/lib/host.ts';
 import { l1Args, l1KernelArgs, type L1Config } from '../../bench/lib/l1-host.ts';
 import { parseQperf, parseReadBw, parseReadLat } from '../../bench/lib/link-probes.ts';
 import { freeTcpPorts, freeUdpPorts } from '../../bench/lib/testbed-nested.ts';
@@ -85,6 +86,19 @@ test('L1 QEMU: a management NIC, isolated, forwarding loopback ports to 10.0.2.1
   assert.ok(opt(a, '-device').includes('virtio-net-pci,netdev=mgmt,mac=52:54:00:4e:01:01'));
   assert.match(l1KernelArgs({ ...cfg, mgmt: { mac: '52:54:00:4e:01:01', forwards: [] } }), 'heca_mgmt_mac=52:54:00:4e:01:01');
   assert.not.ok(opt(l1Args(cfg), '-netdev').some((n) => n.startsWith('user')), 'none unless asked for');
+});
+
+test('L1 accelerator: KVM only with a real KVM that has nested on, else TCG -cpu max; the reason says which', () => {
+  const none = () => undefined;
+  assert.is(chooseL1Accel({ devKvm: false, pvm: false }, none).accel, 'tcg');
+  const pvm = chooseL1Accel({ devKvm: true, pvm: true }, () => '1');
+  assert.is(pvm.accel, 'tcg');
+  assert.match(pvm.reason, 'kvm_pvm');
+  const amd = chooseL1Accel({ devKvm: true, pvm: false }, (p) => (p.includes('kvm_amd') ? '1' : undefined));
+  assert.equal([amd.accel, /kvm_amd.nested=1/.test(amd.reason)], ['kvm', true]);
+  const off = chooseL1Accel({ devKvm: true, pvm: false }, (p) => (p.includes('kvm_intel') ? 'N' : undefined));
+  assert.equal([off.accel, /nested=N/.test(off.reason)], ['tcg', true]);
+  assert.is(chooseL1Accel({ devKvm: true, pvm: false }, none).accel, 'tcg');
 });
 
 test('freeUdpPorts / freeTcpPorts: distinct ports that can be bound', async () => {
