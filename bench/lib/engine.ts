@@ -173,6 +173,21 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       resumeUs ??= sameClock ? us(e) : nowUs();
       mark('resume-dest');
     });
+    // A guest reset (a triple fault, a panic with reboot) loses the workload's
+    // state: the run fails, with the side and QEMU's reason, never a timeout.
+    let reset: string | undefined;
+    let onReset: (why: string) => void = () => {};
+    const resetSeen = new Promise<never>((_, rej) => {
+      onReset = (why) => rej(new HecaError(why, { why: 'the guest lost its state: its workload restarted, so the pages cannot be checked', fix: `see the console logs in ${logs}` }));
+    });
+    resetSeen.catch(() => undefined);
+    for (const [vm, side] of [[S, 'source'], [D, 'destination']] as const) {
+      vm.qmp.on('RESET', (e) => {
+        const d = e.data as { guest?: boolean; reason?: string } | undefined;
+        reset ??= `the guest was reset on the ${side} ${t0 ? `${((Date.now() - t0) / 1000).toFixed(1)} s after migrate` : 'before migrate'} (reason: ${d?.reason ?? 'unknown'})`;
+        onReset(reset);
+      });
+    }
     // The switch as the source made it, whoever asked for it.
     S.qmp.on('MIGRATION', (e) => {
       if (e.data?.status === 'postcopy-active') mark('postcopy-switch');
@@ -238,8 +253,9 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
 
     // The integrity check: every page of the arena, on the side now running the guest.
     await ctx.hooks?.beforeCheck?.(checkVm, checkVm === D ? 'dst' : 'src');
-    await checkVm.guard(checkVm.channel.waitFor('tick', { timeoutMs: 120_000 }), 'waiting for the guest to run');
-    const chk = await checkVm.guard(checkVm.channel.check({ timeoutMs: 300_000 }), 'the integrity check');
+    if (reset) throw new HecaError(reset, { why: 'the guest lost its state: its workload restarted, so the pages cannot be checked', fix: `see the console logs in ${logs}` });
+    await checkVm.guard(Promise.race([checkVm.channel.waitFor('tick', { timeoutMs: 120_000 }), resetSeen]), 'waiting for the guest to run');
+    const chk = await checkVm.guard(Promise.race([checkVm.channel.check({ timeoutMs: 300_000 }), resetSeen]), 'the integrity check');
     rec.integrity = { ok: chk.bad_pages === 0 && chk.pages_checked > 0, pages_checked: chk.pages_checked, bad_pages: chk.bad_pages, first_bad: chk.first_bad };
     if (!rec.integrity.ok) {
       rec.status = 'failed';

@@ -134,6 +134,23 @@ test('a page corrupted on the destination after migration fails the run', async 
   assert.not.ok(existsSync(join('/dev/shm', `heca-${process.pid}-precopy-r1-dst.ram`)), 'RAM files removed');
 });
 
+test('a guest reset on the destination after migration fails the run at once, naming it', async () => {
+  const t0 = Date.now();
+  const rec = await migrate('postcopy', 'light', {
+    hooks: {
+      beforeCheck: async (running, side) => {
+        assert.is(side, 'dst');
+        await running.qmp.execute('system_reset');
+        // The check would otherwise be sent to a guest that is booting again.
+        await running.qmp.waitEvent('RESET', { timeoutMs: 10_000 }).catch(() => undefined);
+      },
+    },
+  });
+  assert.is(rec.status, 'failed');
+  assert.match(rec.reason ?? '', 'the guest was reset on the destination');
+  assert.ok(Date.now() - t0 < 120_000, 'no wait for a check reply that cannot come');
+});
+
 test('a destination QEMU killed mid-migration fails the run and leaves nothing behind', async () => {
   const rec = await migrate('postcopy', 'write-heavy', {
     hooks: {

@@ -5,8 +5,8 @@
  * status, timeouts, background processes), a boot failure reported with the
  * console, and nothing left behind. Needs the L1 kernel (make test builds it).
  * (An L2 migration between the hosts is bench/run.ts --testbed nested; it is
- * not part of make test yet: 1 of 13 such runs lost the destination guest's
- * reply to the integrity check, see the closing note of 2026-11-25.)
+ * not part of make test yet: in 1 of 13 such runs the L2 guest was reset on
+ * the destination after the migration, cause not found yet.)
  *
  *   node --import tsx tests/integration/nested.test.ts
  */
