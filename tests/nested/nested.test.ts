@@ -3,12 +3,14 @@
  * kernel with the machine's root over 9p, nested KVM in both, Soft-RoCE rxe0
  * ACTIVE on the dgram link between them, the agent protocol (output, exit
  * status, timeouts, background processes), a boot failure reported with the
- * console, and nothing left behind. Needs the L1 kernel (make test builds it).
+ * console, and nothing left behind. Needs the L1 kernel: make test-nested
+ * builds it and runs this suite (not in make test yet: an L1 boot hangs now
+ * and then under TCG).
  * (An L2 migration between the hosts is bench/run.ts --testbed nested; it is
  * not part of make test yet: in 1 of 13 such runs the L2 guest was reset on
  * the destination after the migration, cause not found yet.)
  *
- *   node --import tsx tests/integration/nested.test.ts
+ *   node --import tsx tests/nested/nested.test.ts
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
