@@ -70,3 +70,14 @@ export function chooseL1Accel(
   }
   return tcg('/dev/kvm without kvm_intel or kvm_amd');
 }
+
+/** /proc/<pid>/stat field 22 (start time in clock ticks since boot), or null: tells a reused pid apart. */
+export function procStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}

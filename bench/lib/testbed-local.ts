@@ -20,6 +20,7 @@ import { HecaError } from '../../tools/lib/errors.ts';
 import { isDryRun, run, spawnLogged, type RunOptions, type RunResult, type Spawned } from '../../tools/lib/exec.ts';
 import { debug, info, warn } from '../../tools/lib/log.ts';
 import { onCleanup } from './cleanup.ts';
+import { procStart } from './host.ts';
 import { assertLinkSupported, describeLink, PROBE_NETNS_RE, requireNetnsHost, shapingArgs } from './links.ts';
 import type { LinkProfileName } from './result.ts';
 
@@ -423,17 +424,6 @@ function readOwners(): Map<string, OwnerRecord | undefined> {
     }
   }
   return m;
-}
-
-/** /proc/<pid>/stat field 22 (start time in clock ticks since boot), or null. */
-function procStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
 }
 
 function pidAlive(pid: number): boolean {

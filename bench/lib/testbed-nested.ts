@@ -20,7 +20,7 @@ import { HecaError } from '../../tools/lib/errors.ts';
 import { info, warn } from '../../tools/lib/log.ts';
 import { buildDir, qemuBinary } from '../../tools/lib/paths.ts';
 import { onCleanup } from './cleanup.ts';
-import { chooseL1Accel } from './host.ts';
+import { chooseL1Accel, procStart } from './host.ts';
 import type { Spawned } from '../../tools/lib/exec.ts';
 import { tcpAddr } from '../../tools/lib/sockaddr.ts';
 import type { RunTestbed } from './engine.ts';
@@ -97,15 +97,6 @@ interface OwnerRecord {
   qemu_pids: number[];
   names: string[];
   created_at: string;
-}
-
-function procStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
 }
 
 export class NestedTestbed {
