@@ -9,11 +9,11 @@
  * object with a string `t` (kernel noise, the tail of a line cut by the
  * switch) are counted and skipped.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { debug } from '../../tools/lib/log.ts';
-import { connectOpts, isTcpAddr } from '../../tools/lib/sockaddr.ts';
+import { connectRetrying, isTcpAddr, SocketConnectError } from '../../tools/lib/sockaddr.ts';
 
 export interface ReadyMessage {
   t: 'ready';
@@ -143,33 +143,16 @@ export class GuestChannel {
     if (!isTcpAddr(path) && Buffer.byteLength(path) > 107) {
       throw new HecaError(`guest control socket path is too long (${Buffer.byteLength(path)} bytes)`, { why: `unix socket paths are limited to 107 bytes: ${path}`, fix: 'use a shorter run directory' });
     }
-    const deadline = Date.now() + timeoutMs;
-    let lastErr = '';
-    for (;;) {
-      try {
-        const sock = await new Promise<Socket>((resolve, reject) => {
-          const s = netConnect(connectOpts(path));
-          s.once('connect', () => {
-            s.removeAllListeners('error');
-            resolve(s);
-          });
-          s.once('error', (e) => {
-            s.destroy();
-            reject(e);
-          });
-        });
-        debug(`guest channel: connected to ${path}`);
-        return new GuestChannel(path, sock);
-      } catch (e) {
-        lastErr = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-        if (Date.now() >= deadline) {
-          throw new HecaError(`cannot connect to the guest control socket ${path}`, {
-            why: `it did not accept a connection within ${timeoutMs} ms (last error: ${lastErr})`,
-            fix: 'check that QEMU runs with -chardev socket,id=ctl,path=...,server=on,wait=off -serial chardev:ctl, and its log',
-          });
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
+    try {
+      const sock = await connectRetrying(path, { retryUntilMs: timeoutMs, everyMs: 50 });
+      debug(`guest channel: connected to ${path}`);
+      return new GuestChannel(path, sock);
+    } catch (e) {
+      if (!(e instanceof SocketConnectError)) throw e;
+      throw new HecaError(`cannot connect to the guest control socket ${path}`, {
+        why: `it did not accept a connection within ${timeoutMs} ms (last error: ${e.message})`,
+        fix: 'check that QEMU runs with -chardev socket,id=ctl,path=...,server=on,wait=off -serial chardev:ctl, and its log',
+      });
     }
   }
 

@@ -7,10 +7,11 @@
  *   await a.hello({ timeoutMs: 120_000 });          // the host has booted
  *   const r = await a.exec(['rdma', 'link', 'show'], { timeoutMs: 10_000 });
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { HecaError, tail } from '../../tools/lib/errors.ts';
 import { debug } from '../../tools/lib/log.ts';
+import { connectRetrying, SocketConnectError } from '../../tools/lib/sockaddr.ts';
 
 export interface AgentExecResult {
   exitCode: number;
@@ -83,29 +84,11 @@ export class AgentClient {
 
   /** Connect to the socket, retrying while it does not exist yet or refuses. */
   static async connect(path: string, opts: { host: string; retryUntilMs?: number }): Promise<AgentClient> {
-    const deadline = Date.now() + (opts.retryUntilMs ?? 0);
-    for (;;) {
-      try {
-        const s = await new Promise<Socket>((resolve, reject) => {
-          const s = netConnect({ path });
-          s.once('connect', () => {
-            s.removeAllListeners('error');
-            resolve(s);
-          });
-          s.once('error', (e) => {
-            s.destroy();
-            reject(e);
-          });
-        });
-        return new AgentClient(opts.host, s);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if ((code === 'ENOENT' || code === 'ECONNREFUSED') && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, RETRY_EVERY_MS));
-          continue;
-        }
-        throw new AgentError(opts.host, `cannot connect to the agent socket ${path}`, `${code ?? 'error'}: ${(e as Error).message}`, 'the L1 QEMU is not running or was started without the heca.agent port');
-      }
+    try {
+      return new AgentClient(opts.host, await connectRetrying(path, { retryUntilMs: opts.retryUntilMs ?? 0, everyMs: RETRY_EVERY_MS }));
+    } catch (e) {
+      if (!(e instanceof SocketConnectError)) throw e;
+      throw new AgentError(opts.host, `cannot connect to the agent socket ${path}`, e.message, 'the L1 QEMU is not running or was started without the heca.agent port');
     }
   }
 

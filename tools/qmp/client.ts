@@ -11,10 +11,10 @@
  *
  * --verbose (or HECA_QMP_TRACE=1) logs every line sent and received.
  */
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { debug, isVerbose } from '../lib/log.ts';
-import { connectOpts } from '../lib/sockaddr.ts';
+import { connectRetrying, SocketConnectError } from '../lib/sockaddr.ts';
 import { QmpCommandError, QmpConnectError, QmpDisconnectedError, QmpNegotiationError, QmpTimeoutError } from './errors.ts';
 import type { ArgsOf, QmpCommandName, QmpEvent, QmpGreeting, ReturnOf } from './types.ts';
 
@@ -45,34 +45,16 @@ function trace(dir: '>' | '<', line: string): void {
   else if (isVerbose()) debug(`qmp ${dir} ${line}`);
 }
 
-/** Open the unix socket, retrying ENOENT/ECONNREFUSED until the deadline. */
+/** Open the socket, retrying ENOENT/ECONNREFUSED until the deadline. */
 async function openSocket(path: string, retryUntilMs: number): Promise<Socket> {
-  const deadline = Date.now() + retryUntilMs;
-  for (;;) {
-    try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const s = createConnection(connectOpts(path));
-        s.once('connect', () => {
-          s.removeAllListeners('error');
-          resolve(s);
-        });
-        s.once('error', (e) => {
-          s.destroy();
-          reject(e);
-        });
-      });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const retryable = code === 'ENOENT' || code === 'ECONNREFUSED';
-      if (retryable && Date.now() + RETRY_EVERY_MS < deadline) {
-        await new Promise((r) => setTimeout(r, RETRY_EVERY_MS));
-        continue;
-      }
-      const why = code === 'ENOENT' ? 'ENOENT: the socket does not exist (QEMU has not created it yet, or was started without it)'
-        : code === 'ECONNREFUSED' ? 'ECONNREFUSED: nothing is listening on it (QEMU exited, or has not started listening yet)'
-        : `${code ?? 'error'}: ${(e as Error).message}`;
-      throw new QmpConnectError(path, code, retryUntilMs > 0 ? `${why}, still after ${retryUntilMs} ms of retrying` : why, e);
-    }
+  try {
+    return await connectRetrying(path, { retryUntilMs, everyMs: RETRY_EVERY_MS });
+  } catch (e) {
+    if (!(e instanceof SocketConnectError)) throw e;
+    const why = e.code === 'ENOENT' ? 'ENOENT: the socket does not exist (QEMU has not created it yet, or was started without it)'
+      : e.code === 'ECONNREFUSED' ? 'ECONNREFUSED: nothing is listening on it (QEMU exited, or has not started listening yet)'
+      : e.message;
+    throw new QmpConnectError(path, e.code, retryUntilMs > 0 ? `${why}, still after ${retryUntilMs} ms of retrying` : why, e.cause);
   }
 }
 
