@@ -8,6 +8,8 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../../tools/lib/poll.ts';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { debug, info } from '../../tools/lib/log.ts';
 import type { MigrateSetParameters, MigrationInfo, QmpEvent } from '../../tools/qmp/types.ts';
@@ -80,10 +82,6 @@ export interface RunHooks {
 
 const POLL_MS = 200;
 const FINISH_TIMEOUT_MS = 10 * 60_000;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadParams, repeat: number): Promise<RunRecord> {
   const logsRel = join('logs', `${sc.name}-r${repeat}`);
@@ -316,14 +314,17 @@ function tailOf(vm: Vm | undefined): string {
 }
 
 async function waitDestDone(d: Vm): Promise<void> {
-  const end = Date.now() + FINISH_TIMEOUT_MS;
-  for (;;) {
+  let status = '?';
+  await pollUntil(async () => {
     const i: MigrationInfo = await d.qmp.execute('query-migrate');
-    if (i.status === 'completed') return;
+    status = i.status ?? '?';
     if (i.status === 'failed') throw new HecaError('the destination reports the incoming migration failed', { why: i['error-desc'] ?? 'no description', details: logTail(d.logFile) });
-    if (Date.now() > end) throw new HecaError('the destination did not finish the incoming migration', { why: `still ${i.status} after ${FINISH_TIMEOUT_MS / 1000} s` });
-    await sleep(POLL_MS);
-  }
+    return i.status === 'completed' ? true : undefined;
+  }, {
+    timeoutMs: FINISH_TIMEOUT_MS,
+    everyMs: POLL_MS,
+    timeout: () => new HecaError('the destination did not finish the incoming migration', { why: `still ${status} after ${FINISH_TIMEOUT_MS / 1000} s` }),
+  });
 }
 
 export function fillFromInfo(rec: RunRecord, i: MigrationInfo): void {

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pollUntil } from '../../tools/lib/poll.ts';
 import { HecaError } from '../../tools/lib/errors.ts';
 import type { NestedTestbed } from './testbed-nested.ts';
 
@@ -81,11 +82,11 @@ export function parseQperf(out: string): { latency_us?: number; bw_bytes_s?: num
 }
 
 async function waitFor(file: string, text: string, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(existsSync(file) && readFileSync(file, 'utf8').includes(text))) {
-    if (Date.now() > end) throw new HecaError(`${what} did not start`, { why: `"${text}" did not appear in ${file} within ${timeoutMs} ms`, details: existsSync(file) ? readFileSync(file, 'utf8').slice(-1500) : '(no log)' });
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await pollUntil(() => (existsSync(file) && readFileSync(file, 'utf8').includes(text) ? true : undefined), {
+    timeoutMs,
+    everyMs: 100,
+    timeout: (ms) => new HecaError(`${what} did not start`, { why: `"${text}" did not appear in ${file} within ${ms} ms`, details: existsSync(file) ? readFileSync(file, 'utf8').slice(-1500) : '(no log)' }),
+  });
 }
 
 /** One perftest pair: server in B, client in A, 4 KiB, over rxe0. */

@@ -16,6 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../../tools/lib/poll.ts';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { isDryRun, run, spawnLogged, type RunOptions, type RunResult, type Spawned } from '../../tools/lib/exec.ts';
 import { debug, info, warn } from '../../tools/lib/log.ts';
@@ -177,17 +179,17 @@ export class LocalTestbed {
 
   /** Both veth ends report operstate UP (the carrier comes up asynchronously). */
   private async waitUp(timeoutMs: number): Promise<void> {
-    const end = Date.now() + timeoutMs;
     let states: string[] = [];
-    for (;;) {
+    await pollUntil(async () => {
       states = await Promise.all([linkJson(this.names.src, this.names.srcDev), linkJson(this.names.dst, this.names.dstDev)].map(async (p) => (await p).operstate ?? '?'));
-      if (states.every((s) => s === 'UP')) return;
-      if (Date.now() > end) {
-        throw new HecaError(`testbed ${this.id}: the veth did not come up`, { why: `operstate after ${timeoutMs} ms: src ${states[0]}, dst ${states[1]}` });
-      }
-      await sleep(50);
-    }
+      return states.every((s) => s === 'UP') ? true : undefined;
+    }, {
+      timeoutMs,
+      everyMs: 50,
+      timeout: (ms) => new HecaError(`testbed ${this.id}: the veth did not come up`, { why: `operstate after ${ms} ms: src ${states[0]}, dst ${states[1]}` }),
+    });
   }
+
 
   /** Counters of the source's veth end; take a delta around what you measure. */
   async wireBytes(): Promise<WireBytes> {
@@ -383,10 +385,6 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((res) => setTimeout(res, ms));
 }
 
 /* Owner records. */
