@@ -1,5 +1,7 @@
 /** Facts about the machine the bench runs on, and the checks made before anything starts. */
+import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { cpus, release } from 'node:os';
 import { HecaError } from '../../tools/lib/errors.ts';
 
@@ -80,4 +82,29 @@ export function procStart(pid: number): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Pick `n` distinct ports on 127.0.0.1 that are free right now, for UDP
+ * (the L1 link's -netdev dgram ends) or TCP (port forwards): each is bound
+ * with port 0, read, and released together, so no two are the same.
+ */
+export async function freePorts(proto: 'udp' | 'tcp', n: number): Promise<number[]> {
+  const bound = await Promise.all(Array.from({ length: n }, () => bindAny(proto)));
+  await Promise.all(bound.map((b) => b.close()));
+  return bound.map((b) => b.port);
+}
+
+function bindAny(proto: 'udp' | 'tcp'): Promise<{ port: number; close: () => Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    if (proto === 'udp') {
+      const s = createSocket('udp4');
+      s.once('error', reject);
+      s.bind(0, '127.0.0.1', () => resolve({ port: s.address().port, close: () => new Promise<void>((r) => s.close(() => r())) }));
+    } else {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => resolve({ port: (srv.address() as AddressInfo).port, close: () => new Promise<void>((r) => srv.close(() => r())) }));
+    }
+  });
 }

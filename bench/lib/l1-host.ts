@@ -6,15 +6,16 @@
  *
  * Files at L0, in `dir`: qemu.log, console.log, qmp.sock, agent.sock.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { spawnLogged, type Spawned } from '../../tools/lib/exec.ts';
-import { debug } from '../../tools/lib/log.ts';
+import { debug, warn } from '../../tools/lib/log.ts';
 import { firmwareDirs, repoRoot } from '../../tools/lib/paths.ts';
 import { QmpClient } from '../../tools/qmp/client.ts';
 import { AgentClient, type AgentHello } from './l1-agent.ts';
-import { logTail } from './vm.ts';
+import { exitText, logTail, quitQemu, rejectOnExit } from './vm.ts';
 
 export interface L1LinkEnd {
   mac: string;
@@ -91,8 +92,50 @@ export function l1Args(c: L1Config): string[] {
   ];
 }
 
+/** The console line that best says why a boot hung (an RCU stall, a lockup, a panic), if any. */
+export function hangSign(consoleText: string): string | undefined {
+  const lines = consoleText.split('\n');
+  const re = [/Kernel panic[^\n]*/, /timer wakeup didn't happen[^\n]*/, /rcu_\w+ detected stalls[^\n]*/, /soft lockup[^\n]*/, /hung_task|blocked for more than[^\n]*/];
+  for (const r of re) {
+    const l = lines.find((x) => r.test(x));
+    if (l) return l.replace(/^\[\s*[\d.]+\]\s*/, '').trim();
+  }
+  return undefined;
+}
+
+/**
+ * An L1 host that did not come up. `hung`: QEMU runs but the agent did not
+ * answer in time (a lost timer interrupt under TCG has done this: booting
+ * again helps); `exited`: QEMU ended (a panic, a bad command line: it will not).
+ */
+export class L1BootError extends HecaError {
+  constructor(
+    readonly host: string,
+    readonly kind: 'hung' | 'exited',
+    readonly afterMs: number,
+    /** hangSign() of its console. */
+    readonly sign: string | undefined,
+    what: string,
+    opts: { why: string; fix?: string; details?: string },
+  ) {
+    super(what, opts);
+    this.name = 'L1BootError';
+  }
+}
+
+/** A boot attempt that hung and was given up, before the one that came up. */
+export interface BootHang {
+  after_ms: number;
+  /** hangSign() of its console, or null. */
+  sign: string | null;
+  /** Its console log, kept beside the host's. */
+  console: string;
+}
+
 export class L1Host {
   private exitInfo: { exitCode: number; signal: string | undefined } | undefined;
+  /** Attempts that hung before this boot (bootRetrying). */
+  hangs: BootHang[] = [];
 
   private constructor(
     readonly config: L1Config,
@@ -121,16 +164,15 @@ export class L1Host {
   static async boot(qemu: string, c: L1Config, opts: { bootTimeoutMs: number }): Promise<L1Host> {
     const started = Date.now();
     const proc = spawnLogged(qemu, l1Args(c), { logFile: join(c.dir, 'qemu.log') });
-    const failed = (what: string, why: string): HecaError =>
-      new HecaError(`L1 host ${c.name} did not come up: ${what}`, {
-        why,
+    const failed = (kind: 'hung' | 'exited', what: string, why: string): L1BootError => {
+      const sign = hangSign(readText(join(c.dir, 'console.log')));
+      return new L1BootError(c.name, kind, Date.now() - started, sign, `L1 host ${c.name} did not come up: ${what}`, {
+        why: sign && kind === 'hung' ? `${why}; its console says: ${sign}` : why,
         fix: `console log: ${join(c.dir, 'console.log')}, QEMU log: ${join(c.dir, 'qemu.log')}`,
         details: `console (last lines):\n${logTail(join(c.dir, 'console.log'), 25)}\nqemu.log:\n${logTail(join(c.dir, 'qemu.log'), 5)}`,
       });
-    const died = proc.exited.then((e) => {
-      throw failed(`QEMU exited (status ${e.exitCode}${e.signal ? `, ${e.signal}` : ''})`, 'the kernel panicked, init failed, or QEMU refused its command line: see below');
-    });
-    died.catch(() => undefined);
+    };
+    const died = rejectOnExit(proc, (e) => failed('exited', `QEMU exited (${exitText(e)})`, 'the kernel panicked, init failed, or QEMU refused its command line: see below'));
     let qmp: QmpClient | undefined;
     let agent: AgentClient | undefined;
     try {
@@ -139,7 +181,7 @@ export class L1Host {
       const left = Math.max(1000, opts.bootTimeoutMs - (Date.now() - started));
       const hello = await Promise.race([
         agent.hello({ timeoutMs: left }).catch((e: unknown) => {
-          throw failed(`no answer from its agent within ${Math.round(opts.bootTimeoutMs / 1000)} s`, `the boot hung or is very slow (${(e as Error).message})`);
+          throw failed('hung', `no answer from its agent within ${Math.round(opts.bootTimeoutMs / 1000)} s`, `the boot hung or is very slow (${(e as Error).message})`);
         }),
         died,
       ]);
@@ -154,6 +196,35 @@ export class L1Host {
     }
   }
 
+  /**
+   * boot(), and boot again (up to `attempts` in all) when an attempt hangs;
+   * each hung attempt's console is kept as console.hung-N.log and listed in
+   * the host's `hangs`. A QEMU that exits is not retried.
+   */
+  static async bootRetrying(qemu: string, c: L1Config, opts: { bootTimeoutMs: number; attempts: number }): Promise<L1Host> {
+    const hangs: BootHang[] = [];
+    for (let i = 1; ; i++) {
+      try {
+        const h = await L1Host.boot(qemu, c, opts);
+        h.hangs = hangs;
+        return h;
+      } catch (e) {
+        if (!(e instanceof L1BootError) || e.kind !== 'hung') throw e;
+        const kept = join(c.dir, `console.hung-${i}.log`);
+        if (existsSync(join(c.dir, 'console.log'))) renameSync(join(c.dir, 'console.log'), kept);
+        hangs.push({ after_ms: e.afterMs, sign: e.sign ?? null, console: kept });
+        if (i >= opts.attempts) {
+          throw new L1BootError(c.name, 'hung', e.afterMs, e.sign, `L1 host ${c.name} did not come up in ${i} attempts: each hung`, {
+            why: hangs.map((h, n) => `attempt ${n + 1}: no answer after ${Math.round(h.after_ms / 1000)} s${h.sign ? ` (${h.sign})` : ''}`).join('; '),
+            fix: `consoles: ${hangs.map((h) => h.console).join(', ')}`,
+            details: e.details,
+          });
+        }
+        warn(`L1 host ${c.name} hung at boot (attempt ${i} of ${opts.attempts}, no answer after ${Math.round(e.afterMs / 1000)} s${e.sign ? `: ${e.sign}` : ''}); console kept as ${kept}; booting it again`);
+      }
+    }
+  }
+
   get exited(): { exitCode: number; signal: string | undefined } | undefined {
     return this.exitInfo;
   }
@@ -162,11 +233,17 @@ export class L1Host {
   async shutdown(): Promise<void> {
     if (!this.exitInfo && !this.agent.isClosed) {
       await this.agent.poweroff().catch((e: unknown) => debug(`${this.name}: poweroff: ${(e as Error).message}`));
-      await Promise.race([this.proc.exited, new Promise((r) => setTimeout(r, 10_000))]);
+      await Promise.race([this.proc.exited, sleep(10_000)]);
     }
     this.agent.close();
-    if (!this.exitInfo) await Promise.race([this.qmp.execute('quit').catch(() => undefined), new Promise((r) => setTimeout(r, 3000))]);
-    await this.qmp.close().catch(() => undefined);
-    await this.proc.stop(3000);
+    await quitQemu(this.proc, this.qmp, this.exitInfo !== undefined);
+  }
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
   }
 }

@@ -12,20 +12,19 @@
  * run left; a created testbed is registered with cleanup.ts (Ctrl-C, crash).
  */
 import { randomBytes } from 'node:crypto';
-import { createSocket } from 'node:dgram';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pollUntil } from '../../tools/lib/poll.ts';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { info, warn } from '../../tools/lib/log.ts';
 import { buildDir, qemuBinary } from '../../tools/lib/paths.ts';
 import { onCleanup } from './cleanup.ts';
-import { chooseL1Accel, procStart } from './host.ts';
+import { chooseL1Accel, freePorts, procStart } from './host.ts';
 import type { Spawned } from '../../tools/lib/exec.ts';
 import { tcpAddr } from '../../tools/lib/sockaddr.ts';
 import type { RunTestbed } from './engine.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
-import { L1Host } from './l1-host.ts';
+import { L1Host, type BootHang } from './l1-host.ts';
 import { describeLink, shapingArgs } from './links.ts';
 import type { LinkProfileName } from './result.ts';
 
@@ -43,7 +42,10 @@ export interface NestedOptions {
   /** Per L1 host (default 3072 MiB, 2 CPUs). */
   memMib?: number;
   cpus?: number;
+  /** Per boot attempt (default 90 s; a normal boot takes 15-20 s here). */
   bootTimeoutMs?: number;
+  /** Boot attempts per host when one hangs (default 2). */
+  bootAttempts?: number;
   kernel?: string;
   id?: string;
   /** L0 directory mounted at the same path in both hosts (default DIR/shared). */
@@ -62,7 +64,10 @@ export interface RxeState {
 
 export interface HostFacts {
   name: string;
+  /** From the start of the attempt that came up to its agent's first answer. */
   boot_ms: number;
+  /** Attempts that hung before it (none normally). */
+  boot_hangs: BootHang[];
   kernel: string;
   /** /dev/kvm present and the vendor module's nested parameter on. */
   nested_kvm: boolean;
@@ -72,22 +77,6 @@ export interface HostFacts {
 
 export function l1KernelPath(): string {
   return join(buildDir(), 'kernel', 'bzImage');
-}
-
-/** Pick `n` distinct UDP ports on 127.0.0.1 that are free right now. */
-export async function freeUdpPorts(n: number): Promise<number[]> {
-  const socks = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<ReturnType<typeof createSocket>>((resolve, reject) => {
-        const s = createSocket('udp4');
-        s.once('error', reject);
-        s.bind(0, '127.0.0.1', () => resolve(s));
-      }),
-    ),
-  );
-  const ports = socks.map((s) => s.address().port);
-  await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
 }
 
 interface OwnerRecord {
@@ -132,8 +121,8 @@ export class NestedTestbed {
     await NestedTestbed.cleanupStale();
     const accel = opts.accel ?? chooseL1Accel();
     const started = Date.now();
-    const [pa, pb] = await freeUdpPorts(2);
-    const fwd = await freeTcpPorts(4);
+    const [pa, pb] = await freePorts('udp', 2);
+    const fwd = await freePorts('tcp', 4);
     const forwards = (i: number) => [{ hostPort: fwd[i]!, guestPort: L2_PORTS.qmp }, { hostPort: fwd[i + 1]!, guestPort: L2_PORTS.ctl }];
     const shared = opts.sharedDir ?? join(opts.dir, 'shared');
     const mk = (which: 'a' | 'b') => {
@@ -151,9 +140,10 @@ export class NestedTestbed {
     const ownerFile = join(NESTED_OWNER_DIR, `${id}.json`);
     writeFileSync(ownerFile, JSON.stringify(owner));
 
-    const bootTimeoutMs = opts.bootTimeoutMs ?? 180_000;
+    const bootTimeoutMs = opts.bootTimeoutMs ?? 90_000;
+    const attempts = opts.bootAttempts ?? 2;
     info(`booting L1 hosts ${cfgA.name} and ${cfgB.name} (${accel.accel}, ${common.memMib} MiB, ${common.cpus} CPUs each; link ports ${pa}<->${pb})`);
-    const boots = [L1Host.boot(qemu, cfgA, { bootTimeoutMs }), L1Host.boot(qemu, cfgB, { bootTimeoutMs })];
+    const boots = [L1Host.bootRetrying(qemu, cfgA, { bootTimeoutMs, attempts }), L1Host.bootRetrying(qemu, cfgB, { bootTimeoutMs, attempts })];
     const settled = await Promise.allSettled(boots);
     const up = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     owner.qemu_pids = up.map((h) => h.proc.pid);
@@ -318,40 +308,22 @@ async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
   if (uverbs.exitCode !== 0 || !uverbs.stdout.includes('rxe0')) {
     throw new HecaError(`L1 host ${h.name}: libibverbs does not see rxe0`, { why: (uverbs.stderr || uverbs.stdout).trim() || `ibv_devices exited ${uverbs.exitCode}`, fix: 'install ibverbs-providers and ibverbs-utils on the machine (tools/setup-host.sh does)' });
   }
-  return { name: h.name, boot_ms: h.bootMs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
+  return { name: h.name, boot_ms: h.bootMs, boot_hangs: h.hangs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
 }
 
 async function waitRxeActive(h: L1Host, timeoutMs: number): Promise<RxeState> {
-  const end = Date.now() + timeoutMs;
   let last: RxeState = { dev: 'rxe0', netdev: 'link0', state: 'missing', physical_state: '?' };
-  for (;;) {
+  return pollUntil(async () => {
     const r = await h.agent.exec(['rdma', '-j', 'link', 'show', 'rxe0/1'], { timeoutMs: 10_000, allowFail: true });
-    if (r.exitCode === 0) {
-      const l = (JSON.parse(r.stdout) as { ifname: string; state: string; physical_state: string; netdev?: string }[])[0];
-      if (l) last = { dev: l.ifname, netdev: l.netdev ?? '?', state: l.state, physical_state: l.physical_state };
-      if (last.state === 'ACTIVE') return last;
-    }
-    if (Date.now() > end) {
-      throw new HecaError(`L1 host ${h.name}: rxe0 is not ACTIVE`, { why: `after ${timeoutMs} ms it is ${last.state} (${last.physical_state}) on ${last.netdev}`, fix: 'link0 must be up with a carrier: see the console log' });
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Pick `n` distinct TCP ports on 127.0.0.1 that are free right now. */
-export async function freeTcpPorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<Server>((resolve, reject) => {
-        const srv = createServer();
-        srv.once('error', reject);
-        srv.listen(0, '127.0.0.1', () => resolve(srv));
-      }),
-    ),
-  );
-  const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
-  await Promise.all(servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
-  return ports;
+    if (r.exitCode !== 0) return undefined;
+    const l = (JSON.parse(r.stdout) as { ifname: string; state: string; physical_state: string; netdev?: string }[])[0];
+    if (l) last = { dev: l.ifname, netdev: l.netdev ?? '?', state: l.state, physical_state: l.physical_state };
+    return last.state === 'ACTIVE' ? last : undefined;
+  }, {
+    timeoutMs,
+    everyMs: 200,
+    timeout: (ms) => new HecaError(`L1 host ${h.name}: rxe0 is not ACTIVE`, { why: `after ${ms} ms it is ${last.state} (${last.physical_state}) on ${last.netdev}`, fix: 'link0 must be up with a carrier: see the console log' }),
+  });
 }
 
 /** A process the agent started, as exec.ts's Spawned (stop = SIGTERM, then SIGKILL). */
@@ -380,15 +352,16 @@ function agentSpawned(h: L1Host, p: { pid: number; exited: Promise<AgentExit> })
 
 /** Wait until TCP `ports` listen in the host (user networking accepts at L0 before they do). */
 async function waitListening(h: L1Host, ports: number[], timeoutMs: number, proc: Spawned): Promise<void> {
-  const end = Date.now() + timeoutMs;
   let gone = false;
   void proc.exited.then(() => (gone = true));
-  for (;;) {
+  await pollUntil(async () => {
     const r = await h.agent.exec(['ss', '-Hltn'], { timeoutMs: 10_000, allowFail: true });
     const listening = new Set([...r.stdout.matchAll(/:(\d+)\s/g)].map((m) => Number(m[1])));
-    if (ports.every((p) => listening.has(p))) return;
-    if (gone) return; // the caller sees the exit (and its log) when it connects
-    if (Date.now() > end) throw new HecaError(`${h.name}: QEMU does not listen on ${ports.join(', ')}`, { why: `not within ${timeoutMs} ms of its start`, fix: 'see its log in the run directory' });
-    await new Promise((res) => setTimeout(res, 200));
-  }
+    // Gone: the caller sees the exit (and its log) when it connects.
+    return ports.every((p) => listening.has(p)) || gone ? true : undefined;
+  }, {
+    timeoutMs,
+    everyMs: 200,
+    timeout: (ms) => new HecaError(`${h.name}: QEMU does not listen on ${ports.join(', ')}`, { why: `not within ${ms} ms of its start`, fix: 'see its log in the run directory' }),
+  });
 }

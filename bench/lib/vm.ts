@@ -5,6 +5,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HecaError, tail } from '../../tools/lib/errors.ts';
 import type { Spawned } from '../../tools/lib/exec.ts';
 import { firmwareDirs } from '../../tools/lib/paths.ts';
@@ -88,14 +89,11 @@ export class Vm {
   /** Start QEMU through `spawn` (e.g. inside a network namespace) and connect QMP and the channel. */
   static async start(qemu: string, c: VmConfig, spawn: Spawner): Promise<Vm> {
     const proc = await spawn(qemu, vmArgs(c), join(c.dir, 'qemu.log'));
-    const died = proc.exited.then((e) => {
-      throw new HecaError(`QEMU ${c.name} exited while starting (status ${e.exitCode}${e.signal ? `, ${e.signal}` : ''})`, {
-        why: 'see its log below',
-        details: logTail(join(c.dir, 'qemu.log')),
-        fix: `full log: ${join(c.dir, 'qemu.log')}`,
-      });
-    });
-    died.catch(() => undefined); // observed through the races below; QEMU exiting later is not an error here
+    const died = rejectOnExit(proc, (e) => new HecaError(`QEMU ${c.name} exited while starting (${exitText(e)})`, {
+      why: 'see its log below',
+      details: logTail(join(c.dir, 'qemu.log')),
+      fix: `full log: ${join(c.dir, 'qemu.log')}`,
+    }));
     try {
       const socks = vmSockets(c);
       const qmp = await Promise.race([QmpClient.connect(socks.qmp, { timeoutMs: 10_000, retryUntilMs: 30_000 }), died]);
@@ -114,25 +112,43 @@ export class Vm {
 
   /** Rejects with the log tail if QEMU exits before `p` settles. */
   async guard<T>(p: Promise<T>, what: string): Promise<T> {
-    const died = this.proc.exited.then((e) => {
-      throw new HecaError(`QEMU ${this.config.name} exited during ${what} (status ${e.exitCode}${e.signal ? `, ${e.signal}` : ''})`, {
-        why: 'see its log below',
-        details: logTail(this.logFile),
-        fix: `full logs in ${this.config.dir}`,
-      });
-    });
-    died.catch(() => undefined); // only matters while `p` is pending
-    return Promise.race([p, died]);
+    return Promise.race([p, rejectOnExit(this.proc, (e) => new HecaError(`QEMU ${this.config.name} exited during ${what} (${exitText(e)})`, {
+      why: 'see its log below',
+      details: logTail(this.logFile),
+      fix: `full logs in ${this.config.dir}`,
+    }))]);
   }
 
   async stop(): Promise<void> {
     this.channel.close();
-    if (!this.exitInfo) {
-      await Promise.race([this.qmp.execute('quit').catch(() => undefined), new Promise((r) => setTimeout(r, 3000))]);
-    }
-    await this.qmp.close().catch(() => undefined);
-    await this.proc.stop(3000);
+    await quitQemu(this.proc, this.qmp, this.exitInfo !== undefined);
   }
+}
+
+export type ExitInfo = { exitCode: number; signal: string | undefined };
+
+export function exitText(e: ExitInfo): string {
+  return `status ${e.exitCode}${e.signal ? `, ${e.signal}` : ''}`;
+}
+
+/**
+ * A promise that rejects with `error(exit)` once `proc` exits, to race
+ * against what must happen while it runs. Never an unhandled rejection:
+ * it only matters to the races it is in.
+ */
+export function rejectOnExit(proc: Spawned, error: (e: ExitInfo) => Error): Promise<never> {
+  const died = proc.exited.then((e) => {
+    throw error(e);
+  });
+  died.catch(() => undefined);
+  return died;
+}
+
+/** Ask QEMU to quit over QMP (3 s at most), close QMP, then stop the process (SIGTERM, SIGKILL). */
+export async function quitQemu(proc: Spawned, qmp: QmpClient, exited: boolean): Promise<void> {
+  if (!exited) await Promise.race([qmp.execute('quit').catch(() => undefined), sleep(3000)]);
+  await qmp.close().catch(() => undefined);
+  await proc.stop(3000);
 }
 
 export function logTail(path: string, n = 20): string {

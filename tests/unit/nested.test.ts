@@ -4,16 +4,17 @@
  * real tools, captured in tests/fixtures/). Booting is
  * tests/integration/nested.test.ts.
  */
+import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { repoRoot } from '../../tools/lib/paths.ts';
-import { chooseL1Accel } from '../../bench/lib/host.ts';
-import { l1Args, l1KernelArgs, type L1Config } from '../../bench/lib/l1-host.ts';
+import { chooseL1Accel, freePorts } from '../../bench/lib/host.ts';
+import { hangSign, l1Args, l1KernelArgs, type L1Config } from '../../bench/lib/l1-host.ts';
 import { parseQperf, parseReadBw, parseReadLat } from '../../bench/lib/link-probes.ts';
-import { freeTcpPorts, freeUdpPorts } from '../../bench/lib/testbed-nested.ts';
 import { vmArgs, vmSockets, type VmConfig } from '../../bench/lib/vm.ts';
 import { connectOpts, isTcpAddr, tcpAddr } from '../../tools/lib/sockaddr.ts';
 
@@ -101,12 +102,37 @@ test('L1 accelerator: KVM only with a real KVM that has nested on, else TCG -cpu
   assert.is(chooseL1Accel({ devKvm: true, pvm: false }, none).accel, 'tcg');
 });
 
-test('freeUdpPorts / freeTcpPorts: distinct ports that can be bound', async () => {
-  const t = await freeTcpPorts(4);
+test('freePorts: distinct UDP and TCP ports that can be bound again', async () => {
+  const t = await freePorts('tcp', 4);
   assert.is(new Set(t).size, 4);
-  const p = await freeUdpPorts(3);
+  const p = await freePorts('udp', 3);
   assert.is(new Set(p).size, 3);
-  for (const n of p) assert.ok(n > 0 && n < 65536);
+  for (const n of [...t, ...p]) assert.ok(n > 1023 && n < 65536, String(n));
+  // Released: each can be taken again right away.
+  for (const port of t) {
+    const srv = createServer();
+    await new Promise<void>((res, rej) => {
+      srv.once('error', rej);
+      srv.listen(port, '127.0.0.1', () => res());
+    });
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+  for (const port of p) {
+    const s = createSocket('udp4');
+    await new Promise<void>((res, rej) => {
+      s.once('error', rej);
+      s.bind(port, '127.0.0.1', () => res());
+    });
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+});
+
+test('hangSign: the line that says why an L1 boot hung', () => {
+  // The console of a real hang under TCG (a lost timer interrupt on CPU 0).
+  assert.is(hangSign(fixture('l1-console-hung.txt')), "rcu: rcu_preempt kthread timer wakeup didn't happen for 20999 jiffies! g-1175 f0x0 RCU_GP_WAIT_FQS(5) ->state=0x402");
+  assert.is(hangSign('[    2.1] foo\n[  40.0] Kernel panic - not syncing: No working init found.\n'), 'Kernel panic - not syncing: No working init found.');
+  assert.is(hangSign('[    2.1] heca-l1-init: up in 7.31 s\n'), undefined);
+  assert.is(hangSign(''), undefined);
 });
 
 test('ib_read_lat output (perftest) is read', () => {
