@@ -142,7 +142,7 @@ main(async () => {
       l1_accel: `${bed.accel.accel} (${bed.accel.reason})`,
       l1_kernel: bed.facts.a.kernel,
       up_ms: bed.upMs,
-      hosts: [bed.facts.a, bed.facts.b].map((h) => ({ name: h.name, boot_ms: h.boot_ms, nested_kvm: h.nested_kvm, nested_kvm_detail: h.nested_kvm_detail, rxe_state: h.rxe.state })),
+      hosts: [bed.facts.a, bed.facts.b].map((h) => ({ name: h.name, boot_ms: h.boot_ms, boot_hangs: h.boot_hangs.length, nested_kvm: h.nested_kvm, nested_kvm_detail: h.nested_kvm_detail, rxe_state: h.rxe.state })),
     };
     ctx.testbed = async () => bed.runTestbed();
   }
