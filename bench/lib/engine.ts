@@ -173,18 +173,24 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     });
     // A guest reset (a triple fault, a panic with reboot) loses the workload's
     // state: the run fails, with the side and QEMU's reason, never a timeout.
+    // The VMs run with -action reboot=shutdown,shutdown=pause: QEMU reports
+    // SHUTDOWN and keeps the guest frozen, so its registers are saved first.
     let reset: string | undefined;
     let onReset: (why: string) => void = () => {};
     const resetSeen = new Promise<never>((_, rej) => {
-      onReset = (why) => rej(new HecaError(why, { why: 'the guest lost its state: its workload restarted, so the pages cannot be checked', fix: `see the console logs in ${logs}` }));
+      onReset = (why) => rej(new HecaError(why, { why: 'the guest lost its state: its workload restarted or stopped, so the pages cannot be checked', fix: `see the console logs and registers in ${logs}` }));
     });
     resetSeen.catch(() => undefined);
-    for (const [vm, side] of [[S, 'source'], [D, 'destination']] as const) {
-      vm.qmp.on('RESET', (e) => {
+    for (const [vm, side, dir] of [[S, 'source', 'src'], [D, 'destination', 'dst']] as const) {
+      const seen = (e: QmpEvent): void => {
+        if (reset) return;
         const d = e.data as { guest?: boolean; reason?: string } | undefined;
-        reset ??= `the guest was reset on the ${side} ${t0 ? `${((Date.now() - t0) / 1000).toFixed(1)} s after migrate` : 'before migrate'} (reason: ${d?.reason ?? 'unknown'})`;
-        onReset(reset);
-      });
+        const when = t0 ? `${((Date.now() - t0) / 1000).toFixed(1)} s after migrate` : 'before migrate';
+        reset = `the guest was ${e.event === 'RESET' ? 'reset' : 'reset or powered off'} on the ${side} ${when} (${e.event}, reason: ${d?.reason ?? 'unknown'})`;
+        void saveRegisters(vm, join(logs, dir, 'registers.txt')).then((regs) => onReset(`${reset}${regs ? `; CPU then: ${regs}` : ''}`));
+      };
+      vm.qmp.on('RESET', seen);
+      vm.qmp.on('SHUTDOWN', seen);
     }
     // The switch as the source made it, whoever asked for it.
     S.qmp.on('MIGRATION', (e) => {
@@ -251,7 +257,7 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
 
     // The integrity check: every page of the arena, on the side now running the guest.
     await ctx.hooks?.beforeCheck?.(checkVm, checkVm === D ? 'dst' : 'src');
-    if (reset) throw new HecaError(reset, { why: 'the guest lost its state: its workload restarted, so the pages cannot be checked', fix: `see the console logs in ${logs}` });
+    if (reset) await resetSeen; // rejects once the registers are saved
     await checkVm.guard(Promise.race([checkVm.channel.waitFor('tick', { timeoutMs: 120_000 }), resetSeen]), 'waiting for the guest to run');
     const chk = await checkVm.guard(Promise.race([checkVm.channel.check({ timeoutMs: 300_000 }), resetSeen]), 'the integrity check');
     rec.integrity = { ok: chk.bad_pages === 0 && chk.pages_checked > 0, pages_checked: chk.pages_checked, bad_pages: chk.bad_pages, first_bad: chk.first_bad };
@@ -307,6 +313,35 @@ export function faultStats(i: MigrationInfo): FaultStats | undefined {
     demand_pages: n('demand-pages'),
     background_pages: n('background-pages'),
   };
+}
+
+/**
+ * Save `info registers` of a frozen guest to `file` and return the line that
+ * says most (RIP, CR0/2/3/4, EFER), or '' when QEMU cannot answer in 5 s.
+ */
+async function saveRegisters(vm: Vm, file: string): Promise<string> {
+  try {
+    const text = await Promise.race([
+      vm.qmp.execute('human-monitor-command', { 'command-line': 'info registers' }),
+      sleep(5000).then(() => undefined),
+    ]);
+    if (typeof text !== 'string') return '';
+    writeFileSync(file, text);
+    return registerSummary(text);
+  } catch (e) {
+    debug(`registers of ${vm.config.name}: ${(e as Error).message}`);
+    return '';
+  }
+}
+
+/** "RIP=... CR0=... CR2=... CR3=... CR4=... EFER=..." from QEMU's `info registers` (EIP outside long mode). */
+export function registerSummary(text: string): string {
+  const pick = (name: string): string[] => {
+    const v = new RegExp(`\\b${name}=([0-9a-fA-F]+)`).exec(text)?.[1];
+    return v ? [`${name}=${v}`] : [];
+  };
+  const ip = pick('RIP');
+  return [...(ip.length ? ip : pick('EIP')), ...['CR0', 'CR2', 'CR3', 'CR4', 'EFER'].flatMap(pick)].join(' ');
 }
 
 function tailOf(vm: Vm | undefined): string {

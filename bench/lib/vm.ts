@@ -50,6 +50,9 @@ export function vmArgs(c: VmConfig): string[] {
     '-smp', '1',
     '-m', `${c.memMib}M`,
     '-nodefaults', '-no-user-config', '-display', 'none',
+    // A guest reset (a triple fault, a reboot) or power-off freezes the VM as
+    // it is instead of booting it again: the run fails with its registers.
+    '-action', 'reboot=shutdown,shutdown=pause',
     '-kernel', c.kernel,
     '-initrd', c.initrd,
     '-append', c.append,

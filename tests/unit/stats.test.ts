@@ -1,8 +1,11 @@
 /** Medians, summaries over completed runs, and ratios paired by repeat. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { baselineIndex, compareScenarios, latencyCdf, median, quantile, summarize } from '../../bench/lib/stats.ts';
-import { faultStats } from '../../bench/lib/engine.ts';
+import { faultStats, registerSummary } from '../../bench/lib/engine.ts';
+import { repoRoot } from '../../tools/lib/paths.ts';
 import { fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 
 test('median and quantile: odd, even, empty, unsorted', () => {
@@ -77,6 +80,15 @@ test('postcopy-fault-stats from query-migrate, absent on an unpatched QEMU', () 
   assert.equal(faultStats({ status: 'completed', 'postcopy-fault-stats': { faults: 3, 'latency-total': 300, 'latency-max': 200, 'latency-histogram': [0, 3], 'demand-pages': 3, 'background-pages': 7 } }), {
     faults: 3, latency_total_us: 300, latency_max_us: 200, latency_histogram: [0, 3], demand_pages: 3, background_pages: 7,
   });
+});
+
+test('registerSummary: the CPU line a failed run reports from `info registers`', () => {
+  // A real QEMU 10 `info registers` of a CPU at reset (real mode: EIP, not RIP).
+  const real = readFileSync(join(repoRoot, 'tests', 'fixtures', 'info-registers-realmode.txt'), 'utf8');
+  assert.is(registerSummary(real), 'EIP=0000fff0 CR0=60000010 CR2=00000000 CR3=00000000 CR4=00000000 EFER=0000000000000000');
+  const long = 'RAX=0 RBX=1\nRIP=ffffffff81a3b2c1 RFL=00000246 [---Z-P-] CPL=0\nCR0=80050033 CR2=00007f1234567000 CR3=0000000004a0e000 CR4=00350ef0\nEFER=0000000000000d01\n';
+  assert.is(registerSummary(long), 'RIP=ffffffff81a3b2c1 CR0=80050033 CR2=00007f1234567000 CR3=0000000004a0e000 CR4=00350ef0 EFER=0000000000000d01');
+  assert.is(registerSummary('not registers'), '');
 });
 
 test.run();
