@@ -6,16 +6,8 @@ import { checkMemory, memAvailableMib } from '../../bench/lib/host.ts';
 import { parseScenarios, scenarioId, SCENARIOS } from '../../bench/lib/scenarios.ts';
 import { GUEST_OVERHEAD_MIB, makeWorkload } from '../../bench/lib/workloads.ts';
 import { vmArgs } from '../../bench/lib/vm.ts';
+import { errorOf } from '../helpers.ts';
 
-function errorOf(fn: () => unknown): HecaError {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, HecaError);
-    return e as HecaError;
-  }
-  throw new Error('no error thrown');
-}
 
 test('scenario ids derive from parameters and are unique', () => {
   const ids = SCENARIOS.map((s) => s.id);

@@ -7,16 +7,8 @@ import * as assert from 'uvu/assert';
 import { GuestChannel, parseGuestLine } from '../../bench/lib/guest-channel.ts';
 import { guestAppend, parseAptShow, parseKernelDepends } from '../../bench/lib/guest-image.ts';
 import { HecaError } from '../../tools/lib/errors.ts';
+import { errorOf } from '../helpers.ts';
 
-function errorOf(fn: () => unknown): HecaError {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, HecaError);
-    return e as HecaError;
-  }
-  throw new Error('no error thrown');
-}
 
 async function rejection(p: Promise<unknown>): Promise<HecaError> {
   try {

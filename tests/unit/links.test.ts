@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { describeLink, LINK_NAMES, LINK_PROFILES, onPath, parseLink, requireNetnsHost, shapingArgs, tbfBurstBytes } from '../../bench/lib/links.ts';
 import { testbedNames } from '../../bench/lib/testbed-local.ts';
+import { errorOf } from '../helpers.ts';
 
 test('the four profiles, with their rates and delays', () => {
   assert.equal([...LINK_NAMES].sort(), ['lan10g', 'lan1g', 'unlimited', 'wan']);
@@ -87,21 +88,12 @@ test('onPath looks in PATH only', () => {
   assert.not.ok(onPath('sh', ''));
 });
 
-function thrown(fn: () => void): HecaError {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, HecaError);
-    return e as HecaError;
-  }
-  throw new Error('it did not throw');
-}
 
 test('the testbed refuses to start without root, saying how to run it', () => {
   const getuid = process.getuid;
   process.getuid = () => 1000;
   try {
-    const e = thrown(() => requireNetnsHost('the local testbed'));
+    const e = errorOf(() => requireNetnsHost('the local testbed'));
     assert.match(e.message, 'needs root');
     assert.match(e.fix ?? '', 'sudo');
   } finally {
@@ -115,7 +107,7 @@ test('the testbed refuses to start without ip/tc, pointing at setup-host', () =>
   process.getuid = () => 0;
   process.env.PATH = '/nonexistent';
   try {
-    const e = thrown(() => requireNetnsHost('the local testbed'));
+    const e = errorOf(() => requireNetnsHost('the local testbed'));
     assert.match(e.message, 'ip and tc');
     assert.match(e.fix ?? '', 'tools/setup-host.sh');
   } finally {
