@@ -13,6 +13,7 @@ import { HecaError } from '../../tools/lib/errors.ts';
 import { spawnLogged, type Spawned } from '../../tools/lib/exec.ts';
 import { debug, warn } from '../../tools/lib/log.ts';
 import { firmwareDirs, repoRoot } from '../../tools/lib/paths.ts';
+import { pollUntil } from '../../tools/lib/poll.ts';
 import { QmpClient } from '../../tools/qmp/client.ts';
 import { AgentClient, type AgentHello } from './l1-agent.ts';
 import { exitText, logTail, quitQemu, rejectOnExit } from './vm.ts';
@@ -40,6 +41,8 @@ export interface L1Config {
   sharedDir: string;
   /** The heca checkout (its node_modules and the agent). Default: this one. */
   repo?: string;
+  /** More kernel command-line arguments (e.g. initcall_blacklist=rxe_module_init: a host without Soft-RoCE). */
+  kernelArgs?: string[];
   /** A management NIC (user networking, isolated) forwarding 127.0.0.1:hostPort at L0 to guestPort in L1. */
   mgmt?: { mac: string; forwards: { hostPort: number; guestPort: number }[] };
 }
@@ -54,6 +57,7 @@ export function l1KernelArgs(c: L1Config): string {
     `init=${join(repo, L1_INIT)}`,
     `heca_name=${c.name}`, `heca_mac=${c.link.mac}`, `heca_addr=${c.link.addr}`, `heca_repo=${repo}`, `heca_shared=${c.sharedDir}`,
     ...(c.mgmt ? [`heca_mgmt_mac=${c.mgmt.mac}`] : []),
+    ...(c.kernelArgs ?? []),
   ].join(' ');
 }
 
@@ -92,10 +96,21 @@ export function l1Args(c: L1Config): string[] {
   ];
 }
 
-/** The console line that best says why a boot hung (an RCU stall, a lockup, a panic), if any. */
+/** Console lines of a kernel that is stuck: an RCU stall, a lockup, a hung task. */
+const STALL_RE = [/timer wakeup didn't happen/, /rcu_\w+ detected stalls/, /soft lockup/, /blocked for more than \d+ seconds/];
+
+/** The console line that best says why a boot hung (a panic, an RCU stall, a lockup), if any. */
 export function hangSign(consoleText: string): string | undefined {
+  return signIn(consoleText, [/Kernel panic/, ...STALL_RE]);
+}
+
+/** The console line of a stall (not a panic: QEMU exits on its own then), if any. */
+export function stallSign(consoleText: string): string | undefined {
+  return signIn(consoleText, STALL_RE);
+}
+
+function signIn(consoleText: string, re: RegExp[]): string | undefined {
   const lines = consoleText.split('\n');
-  const re = [/Kernel panic[^\n]*/, /timer wakeup didn't happen[^\n]*/, /rcu_\w+ detected stalls[^\n]*/, /soft lockup[^\n]*/, /hung_task|blocked for more than[^\n]*/];
   for (const r of re) {
     const l = lines.find((x) => r.test(x));
     if (l) return l.replace(/^\[\s*[\d.]+\]\s*/, '').trim();
@@ -179,12 +194,23 @@ export class L1Host {
       qmp = await Promise.race([QmpClient.connect(join(c.dir, 'qmp.sock'), { retryUntilMs: 30_000 }), died]);
       agent = await Promise.race([AgentClient.connect(join(c.dir, 'agent.sock'), { host: `L1 host ${c.name}`, retryUntilMs: 10_000 }), died]);
       const left = Math.max(1000, opts.bootTimeoutMs - (Date.now() - started));
+      // A kernel that reports a stall on its console has hung: no need to wait out the timeout.
+      let booted = false;
+      const stalled = pollUntil(() => (booted ? null : stallSign(readText(join(c.dir, 'console.log')))), { timeoutMs: left + 5000, everyMs: 1000, timeout: () => new Error('stall watch ended') })
+        .then((sign) => {
+          if (sign) throw failed('hung', `its kernel stalled after ${Math.round((Date.now() - started) / 1000)} s`, 'the console reports a stall');
+          return undefined as never;
+        });
+      stalled.catch(() => undefined);
       const hello = await Promise.race([
         agent.hello({ timeoutMs: left }).catch((e: unknown) => {
           throw failed('hung', `no answer from its agent within ${Math.round(opts.bootTimeoutMs / 1000)} s`, `the boot hung or is very slow (${(e as Error).message})`);
         }),
         died,
-      ]);
+        stalled,
+      ]).finally(() => {
+        booted = true;
+      });
       const bootMs = Date.now() - started;
       debug(`L1 host ${c.name} up in ${bootMs} ms (kernel ${hello.kernel})`);
       return new L1Host(c, proc, qmp, agent, hello, bootMs);

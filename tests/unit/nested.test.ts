@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { repoRoot } from '../../tools/lib/paths.ts';
 import { chooseL1Accel, freePorts } from '../../bench/lib/host.ts';
-import { hangSign, l1Args, l1KernelArgs, type L1Config } from '../../bench/lib/l1-host.ts';
+import { hangSign, l1Args, stallSign, l1KernelArgs, type L1Config } from '../../bench/lib/l1-host.ts';
 import { parseQperf, parseReadBw, parseReadLat } from '../../bench/lib/link-probes.ts';
 import { vmArgs, vmSockets, type VmConfig } from '../../bench/lib/vm.ts';
 import { connectOpts, isTcpAddr, tcpAddr } from '../../tools/lib/sockaddr.ts';
@@ -133,6 +133,11 @@ test('hangSign: the line that says why an L1 boot hung', () => {
   assert.is(hangSign('[    2.1] foo\n[  40.0] Kernel panic - not syncing: No working init found.\n'), 'Kernel panic - not syncing: No working init found.');
   assert.is(hangSign('[    2.1] heca-l1-init: up in 7.31 s\n'), undefined);
   assert.is(hangSign(''), undefined);
+  // A stall ends the boot attempt early; a panic does not need to (QEMU exits by itself).
+  assert.match(stallSign(fixture('l1-console-hung.txt')) ?? '', "timer wakeup didn't happen");
+  assert.is(stallSign('[   40.0] Kernel panic - not syncing: No working init found.\n'), undefined);
+  assert.is(stallSign('[   60.1] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]\n'), 'watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]');
+  assert.is(stallSign('[    7.3] heca-l1-init: up in 7.31 s; agent on /dev/vport4p1\n'), undefined);
 });
 
 test('ib_read_lat output (perftest) is read', () => {
