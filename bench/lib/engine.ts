@@ -5,7 +5,7 @@
  * integrity check. Produces one RunRecord; never leaves a QEMU, namespace or
  * veth behind.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -269,7 +269,16 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     rec.status = 'failed';
     rec.reason = e instanceof HecaError ? `${e.message}: ${e.why}` : String(e);
     const details = e instanceof HecaError && e.details ? `\n${e.details}` : '';
-    writeFileSync(join(logs, 'error.txt'), `${rec.reason}${details}\n`);
+    // Where the guests were: a guest that hung at boot or stopped answering says more by its registers.
+    const cpus: string[] = [];
+    for (const [vm, dir] of [[src, 'src'], [dst, 'dst']] as const) {
+      const file = join(logs, dir, 'registers.txt');
+      if (vm && !vm.exited && !existsSync(file)) {
+        const regs = await saveRegisters(vm, file);
+        if (regs) cpus.push(`${dir} CPU: ${regs} (${file})`);
+      }
+    }
+    writeFileSync(join(logs, 'error.txt'), `${rec.reason}${details}\n${cpus.map((l) => `${l}\n`).join('')}`);
   } finally {
     if (src && dst) collectTimeline(rec, src, dst, t0);
     else if (src) collectTimeline(rec, src, undefined, t0);
