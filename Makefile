@@ -1,6 +1,6 @@
 # heca: post-copy live migration over RDMA for QEMU/KVM.
-#   make test    set up the host, build QEMU, run every test (what CI runs)
-#   make test-nested  build the L1 kernel, run the nested testbed's tests
+#   make test    set up the host, build QEMU and the L1 kernel, run every test (what CI runs)
+#   make test-nested  the nested testbed's tests alone
 #   make bench   set up, build, run the default comparison of all scenarios
 SHELL := /bin/bash
 TSX := npx tsx
@@ -27,13 +27,13 @@ test-unit: setup
 test-integration: build
 	$(TSX) tests/run.ts integration
 
-# Unit tests, the patch series checks, then the integration tests (real QEMU).
-test: setup typecheck build
+# Unit tests, the patch series checks, the integration tests (real QEMU), then
+# the nested testbed's (two L1 hosts on the heca kernel, an L2 migration).
+test: setup typecheck build build-kernel
 	$(TSX) tools/patches.ts check --qemu
 	$(TSX) tests/run.ts all
 
-# The nested testbed (two L1 hosts on the heca kernel): not in make test yet,
-# an L1 boot hangs now and then under TCG (see README).
+# The nested testbed's suite alone.
 test-nested: setup build build-kernel
 	$(TSX) tests/run.ts nested
 

@@ -1,9 +1,9 @@
 /**
- * make test's driver: runs the uvu suites (unit first, then integration, one
+ * make test's driver: runs the uvu suites (unit, integration, nested, one
  * file at a time so a hung suite is bounded), streams their output, and ends
  * with one line CI reads: "heca: N passed, N failed, N skipped".
  *
- *   npx tsx tests/run.ts [unit|integration|all] [FILTER]
+ *   npx tsx tests/run.ts [unit|integration|nested|all] [FILTER]
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { repoRoot } from '../tools/lib/paths.ts';
 
 const which = process.argv[2] ?? 'all';
 const filter = process.argv[3];
-const dirs = which === 'all' ? ['unit', 'integration'] : [which];
+const dirs = which === 'all' ? ['unit', 'integration', 'nested'] : [which];
 let passed = 0;
 let failed = 0;
 let skipped = 0;

@@ -47,6 +47,8 @@ export interface NestedOptions {
   /** Boot attempts per host when one hangs (default 2). */
   bootAttempts?: number;
   kernel?: string;
+  /** More L1 kernel command-line arguments, for both hosts. */
+  kernelArgs?: string[];
   id?: string;
   /** L0 directory mounted at the same path in both hosts (default DIR/shared). */
   sharedDir?: string;
@@ -131,7 +133,7 @@ export class NestedTestbed {
       return dir;
     };
     mkdirSync(shared, { recursive: true });
-    const common = { kernel, accel: accel.accel, memMib: opts.memMib ?? 3072, cpus: opts.cpus ?? 2, sharedDir: shared };
+    const common = { kernel, kernelArgs: opts.kernelArgs, accel: accel.accel, memMib: opts.memMib ?? 3072, cpus: opts.cpus ?? 2, sharedDir: shared };
     const cfgA = { ...common, name: `heca-${id}-a`, dir: mk('a'), link: { mac: '52:54:00:4e:00:01', addr: `${A_ADDR}/${PREFIX}`, localPort: pa!, remotePort: pb! }, mgmt: { mac: '52:54:00:4e:01:01', forwards: forwards(0) } };
     const cfgB = { ...common, name: `heca-${id}-b`, dir: mk('b'), link: { mac: '52:54:00:4e:00:02', addr: `${B_ADDR}/${PREFIX}`, localPort: pb!, remotePort: pa! }, mgmt: { mac: '52:54:00:4e:01:02', forwards: forwards(2) } };
 

@@ -2,13 +2,10 @@
  * The nested testbed on this machine: two L1 hosts booted from the heca
  * kernel with the machine's root over 9p, nested KVM in both, Soft-RoCE rxe0
  * ACTIVE on the dgram link between them, the agent protocol (output, exit
- * status, timeouts, background processes), a boot failure reported with the
- * console, and nothing left behind. Needs the L1 kernel: make test-nested
- * builds it and runs this suite (not in make test yet: an L1 boot hangs now
- * and then under TCG).
- * (An L2 migration between the hosts is bench/run.ts --testbed nested; it is
- * not part of make test yet: in 1 of 13 such runs the L2 guest was reset on
- * the destination after the migration, cause not found yet.)
+ * status, timeouts, background processes), boot failures (a panic: console
+ * tail; a hang: booted again, then given up; no rxe: named), one L2 post-copy
+ * migration A -> B with the integrity check, and nothing left behind. Needs
+ * the L1 kernel, which make test builds (make test-nested runs this alone).
  *
  *   node --import tsx tests/nested/nested.test.ts
  */
@@ -19,8 +16,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HecaError } from '../../tools/lib/errors.ts';
 import { qemuBinary } from '../../tools/lib/paths.ts';
+import { runOnce, type RunContext } from '../../bench/lib/engine.ts';
+import { ensureGuestImage, guestAppend } from '../../bench/lib/guest-image.ts';
 import { AgentError } from '../../bench/lib/l1-agent.ts';
-import { L1Host } from '../../bench/lib/l1-host.ts';
+import type { WorkloadParams } from '../../bench/lib/result.ts';
+import { parseScenarios } from '../../bench/lib/scenarios.ts';
+import { makeWorkload } from '../../bench/lib/workloads.ts';
+import { L1BootError, L1Host } from '../../bench/lib/l1-host.ts';
 import { A_ADDR, B_ADDR, l1KernelPath, NestedTestbed, NESTED_OWNER_DIR } from '../../bench/lib/testbed-nested.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'heca-nested-'));
@@ -71,6 +73,45 @@ test('a host that cannot boot fails with its console tail, and its QEMU is gone'
   }
   assert.ok(Date.now() - t0 < 120_000);
   assert.equal(l1Qemus('badinit'), []);
+});
+
+test('a host that hangs at boot is booted again, then given up with every console kept', async () => {
+  // A boot timeout shorter than the kernel's way to init stands in for a hang.
+  const d = join(dir, 'hang');
+  mkdirSync(d, { recursive: true });
+  try {
+    await L1Host.bootRetrying(qemuBinary(), {
+      name: 'heca-hang-a', dir: d, kernel: l1KernelPath(), accel: 'tcg', memMib: 512, cpus: 1,
+      link: { mac: '52:54:00:4e:00:0a', addr: '10.214.9.2/24', localPort: 40997, remotePort: 40996 },
+      sharedDir: d,
+    }, { bootTimeoutMs: 2500, attempts: 2 });
+    assert.unreachable('came up within 2.5 s');
+  } catch (e) {
+    assert.instance(e, L1BootError);
+    const err = e as L1BootError;
+    assert.is(err.kind, 'hung');
+    assert.match(err.message, 'heca-hang-a did not come up in 2 attempts');
+    assert.match(err.why, /attempt 1: no answer after \d+ s; attempt 2: no answer after \d+ s/);
+    for (const n of [1, 2]) assert.ok(existsSync(join(d, `console.hung-${n}.log`)), `console of attempt ${n} kept`);
+    assert.match(readFileSync(join(d, 'console.hung-1.log'), 'utf8'), 'Linux version', 'the kept console is the boot\'s');
+  }
+  assert.equal(l1Qemus('hang'), []);
+});
+
+test('a host without Soft-RoCE: the error names the missing piece, and both hosts are gone', async () => {
+  // rxe's init is skipped at boot, as in a kernel built without CONFIG_RDMA_RXE.
+  try {
+    const b = await NestedTestbed.create({ link: 'unlimited', dir: join(dir, 'norxe'), memMib: 1024, kernelArgs: ['initcall_blacklist=rxe_module_init'], id: 'norxe' });
+    await b.destroy();
+    assert.unreachable('came up without rxe');
+  } catch (e) {
+    assert.instance(e, HecaError);
+    const err = e as HecaError;
+    assert.match(err.message, 'cannot create the Soft-RoCE device rxe0 on link0');
+    assert.match(err.fix ?? '', 'CONFIG_RDMA_RXE=y');
+  }
+  assert.equal(l1Qemus('norxe'), []);
+  assert.not.ok(existsSync(join(NESTED_OWNER_DIR, 'norxe.json')), 'owner record removed');
 });
 
 test('both hosts boot; nested KVM; rxe0 ACTIVE on both ends of the link', async () => {
@@ -142,6 +183,50 @@ test('hosts reach each other over the link', async () => {
   assert.ok(bed);
   const r = await bed.exec('b', ['busybox', 'ping', '-c', '3', '-W', '5', A_ADDR], { timeoutMs: 30_000 });
   assert.match(r.stdout, '3 packets received');
+});
+
+test('one L2 post-copy migration A -> B under nested KVM passes the integrity check', async () => {
+  assert.ok(bed);
+  const theBed = bed;
+  const guest = await ensureGuestImage();
+  const ctx: RunContext = {
+    qemu: qemuBinary(),
+    accel: 'kvm',
+    link: 'unlimited',
+    kernel: guest.kernel,
+    initrd: guest.initrd,
+    append: (w: WorkloadParams) => guestAppend({ arena_mib: w.arena_mib, ws_mib: w.working_set_mib, rate: w.write_rate, pattern: w.pattern }),
+    // The run directory is in the shared directory: the L2 QEMUs in A and B write their logs there.
+    outDir: join(theBed.sharedDir, 'run'),
+    warmupS: 1,
+    port: 4444,
+    testbed: async () => theBed.runTestbed(),
+  };
+  const [sc] = parseScenarios('postcopy', 60);
+  const w = makeWorkload('write-heavy', 256);
+  const t0 = Date.now();
+  let rec = await runOnce(ctx, sc!, w, 1);
+  // An L2 guest that never came up (about 1 boot in 50 under nested KVM in a TCG L1 here)
+  // is not a migration result: boot it once more. A failure after `migrate` is never retried.
+  if (rec.status === 'failed' && !rec.phases.some((p) => p.name === 'migrate')) {
+    console.log(`  the L2 guest did not come up before the migration (${rec.reason}); running it once more`);
+    rec = await runOnce(ctx, sc!, w, 2);
+  }
+  console.log(`  nested postcopy/write-heavy 256 MiB: ${rec.status} in ${((Date.now() - t0) / 1000).toFixed(1)} s wall; total_time_ms=${rec.total_time_ms} ` +
+    `downtime_host_ms=${rec.downtime_host_ms} wire=${(rec.bytes.wire / 1048576).toFixed(1)}MiB postcopy_requests=${rec.pages.postcopy_requests} ` +
+    `pages_checked=${rec.integrity.pages_checked} bad_pages=${rec.integrity.bad_pages}${rec.reason ? ` reason=${rec.reason}` : ''}`);
+  assert.is(rec.status, 'completed', rec.reason);
+  assert.ok(rec.integrity.ok);
+  assert.is(rec.integrity.pages_checked, w.arena_mib * 256);
+  assert.is(rec.integrity.bad_pages, 0);
+  assert.ok(rec.bytes.postcopy > 0, 'pages came by post-copy');
+  assert.ok(rec.pages.postcopy_requests > 0, 'the destination asked for pages');
+  assert.ok(rec.bytes.wire >= rec.bytes.postcopy, 'the link carried them');
+  // Nothing of the run is left in the hosts.
+  for (const on of ['a', 'b'] as const) {
+    const ps = await theBed.exec(on, ['ps', '-eo', 'comm'], { timeoutMs: 10_000 });
+    assert.not.match(ps.stdout, 'qemu-system', `no L2 QEMU left in ${on}`);
+  }
 });
 
 test('destroy powers both hosts off and leaves nothing behind', async () => {
