@@ -57,7 +57,7 @@ main(async () => {
   const record: Record<string, unknown> = { id: bed.id, link, accel: bed.accel, up_ms: bed.upMs, hosts: bed.facts };
   try {
     for (const f of [bed.facts.a, bed.facts.b]) {
-      process.stdout.write(`${f.name}: up in ${(f.boot_ms / 1000).toFixed(1)} s${f.boot_hangs.length ? ` (after ${f.boot_hangs.length} hung boot(s): ${f.boot_hangs.map((h) => h.console).join(', ')})` : ''}, kernel ${f.kernel}, nested KVM ${f.nested_kvm ? 'yes' : 'no'} (${f.nested_kvm_detail}), ${f.rxe.dev} ${f.rxe.state} on ${f.rxe.netdev}\n`);
+      process.stdout.write(`${f.name}: up in ${(f.boot_ms / 1000).toFixed(1)} s${f.boot_hangs.length ? ` (after ${f.boot_hangs.length} failed boot(s): ${f.boot_hangs.map((h) => `${h.kind}, ${h.console}`).join('; ')})` : ''}, kernel ${f.kernel}, nested KVM ${f.nested_kvm ? 'yes' : 'no'} (${f.nested_kvm_detail}), ${f.rxe.dev} ${f.rxe.state} on ${f.rxe.netdev}\n`);
     }
     if (values.probes) {
       info('measuring the link between A and B');

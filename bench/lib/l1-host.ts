@@ -119,16 +119,18 @@ function signIn(consoleText: string, re: RegExp[]): string | undefined {
 }
 
 /**
- * An L1 host that did not come up. `hung`: QEMU runs but the agent did not
- * answer in time (a lost timer interrupt under TCG has done this: booting
- * again helps); `exited`: QEMU ended (a panic, a bad command line: it will not).
+ * An L1 host that did not come up. `hung`: QEMU runs but the kernel stalled or
+ * the agent did not answer in time (a lost timer interrupt under TCG has done
+ * this); `crashed`: QEMU itself died by a signal (a TCG assertion has done
+ * this); booting again helps both. `exited`: QEMU ended by itself (a panic
+ * with -no-reboot, a bad command line): it would again.
  */
 export class L1BootError extends HecaError {
   constructor(
     readonly host: string,
-    readonly kind: 'hung' | 'exited',
+    readonly kind: BootFailure,
     readonly afterMs: number,
-    /** hangSign() of its console. */
+    /** The line that says why: hangSign() of its console, or QEMU's last words when it crashed. */
     readonly sign: string | undefined,
     what: string,
     opts: { why: string; fix?: string; details?: string },
@@ -138,13 +140,17 @@ export class L1BootError extends HecaError {
   }
 }
 
-/** A boot attempt that hung and was given up, before the one that came up. */
+export type BootFailure = 'hung' | 'crashed' | 'exited';
+
+/** A boot attempt that hung or crashed and was given up, before the one that came up. */
 export interface BootHang {
+  kind: 'hung' | 'crashed';
   after_ms: number;
   /** hangSign() of its console, or null. */
   sign: string | null;
-  /** Its console log, kept beside the host's. */
+  /** Its console log and QEMU log, kept beside the host's. */
   console: string;
+  qemu_log: string;
 }
 
 export class L1Host {
@@ -179,15 +185,17 @@ export class L1Host {
   static async boot(qemu: string, c: L1Config, opts: { bootTimeoutMs: number }): Promise<L1Host> {
     const started = Date.now();
     const proc = spawnLogged(qemu, l1Args(c), { logFile: join(c.dir, 'qemu.log') });
-    const failed = (kind: 'hung' | 'exited', what: string, why: string): L1BootError => {
-      const sign = hangSign(readText(join(c.dir, 'console.log')));
+    const failed = (kind: BootFailure, what: string, why: string): L1BootError => {
+      const sign = kind === 'crashed' ? lastLine(readText(join(c.dir, 'qemu.log'))) : hangSign(readText(join(c.dir, 'console.log')));
       return new L1BootError(c.name, kind, Date.now() - started, sign, `L1 host ${c.name} did not come up: ${what}`, {
-        why: sign && kind === 'hung' ? `${why}; its console says: ${sign}` : why,
+        why: sign && kind !== 'exited' ? `${why}; ${kind === 'crashed' ? 'QEMU' : 'its console'} says: ${sign}` : why,
         fix: `console log: ${join(c.dir, 'console.log')}, QEMU log: ${join(c.dir, 'qemu.log')}`,
         details: `console (last lines):\n${logTail(join(c.dir, 'console.log'), 25)}\nqemu.log:\n${logTail(join(c.dir, 'qemu.log'), 5)}`,
       });
     };
-    const died = rejectOnExit(proc, (e) => failed('exited', `QEMU exited (${exitText(e)})`, 'the kernel panicked, init failed, or QEMU refused its command line: see below'));
+    const died = rejectOnExit(proc, (e) => e.signal
+      ? failed('crashed', `QEMU crashed (${exitText(e)})`, 'the emulator itself failed')
+      : failed('exited', `QEMU exited (${exitText(e)})`, 'the kernel panicked, init failed, or QEMU refused its command line: see below'));
     let qmp: QmpClient | undefined;
     let agent: AgentClient | undefined;
     try {
@@ -203,7 +211,9 @@ export class L1Host {
         });
       stalled.catch(() => undefined);
       const hello = await Promise.race([
-        agent.hello({ timeoutMs: left }).catch((e: unknown) => {
+        agent.hello({ timeoutMs: left }).catch(async (e: unknown) => {
+          // The agent's socket closes when QEMU goes away: let QEMU's exit tell why.
+          await Promise.race([proc.exited, sleep(3000)]);
           throw failed('hung', `no answer from its agent within ${Math.round(opts.bootTimeoutMs / 1000)} s`, `the boot hung or is very slow (${(e as Error).message})`);
         }),
         died,
@@ -223,9 +233,10 @@ export class L1Host {
   }
 
   /**
-   * boot(), and boot again (up to `attempts` in all) when an attempt hangs;
-   * each hung attempt's console is kept as console.hung-N.log and listed in
-   * the host's `hangs`. A QEMU that exits is not retried.
+   * boot(), and boot again (up to `attempts` in all) when an attempt hangs or
+   * QEMU crashes; each such attempt's console and QEMU log are kept as
+   * console.<hung|crashed>-N.log and qemu.<hung|crashed>-N.log and listed in
+   * the host's `hangs`. A QEMU that exits by itself is not retried.
    */
   static async bootRetrying(qemu: string, c: L1Config, opts: { bootTimeoutMs: number; attempts: number }): Promise<L1Host> {
     const hangs: BootHang[] = [];
@@ -235,18 +246,23 @@ export class L1Host {
         h.hangs = hangs;
         return h;
       } catch (e) {
-        if (!(e instanceof L1BootError) || e.kind !== 'hung') throw e;
-        const kept = join(c.dir, `console.hung-${i}.log`);
-        if (existsSync(join(c.dir, 'console.log'))) renameSync(join(c.dir, 'console.log'), kept);
-        hangs.push({ after_ms: e.afterMs, sign: e.sign ?? null, console: kept });
+        if (!(e instanceof L1BootError) || e.kind === 'exited') throw e;
+        const keep = (name: string): string => {
+          const kept = join(c.dir, `${name}.${e.kind}-${i}.log`);
+          if (existsSync(join(c.dir, `${name}.log`))) renameSync(join(c.dir, `${name}.log`), kept);
+          return kept;
+        };
+        const kind = e.kind;
+        hangs.push({ kind, after_ms: e.afterMs, sign: e.sign ?? null, console: keep('console'), qemu_log: keep('qemu') });
+        const said = (h: BootHang): string => `${h.kind === 'hung' ? 'no answer' : 'QEMU crashed'} after ${Math.round(h.after_ms / 1000)} s${h.sign ? ` (${h.sign})` : ''}`;
         if (i >= opts.attempts) {
-          throw new L1BootError(c.name, 'hung', e.afterMs, e.sign, `L1 host ${c.name} did not come up in ${i} attempts: each hung`, {
-            why: hangs.map((h, n) => `attempt ${n + 1}: no answer after ${Math.round(h.after_ms / 1000)} s${h.sign ? ` (${h.sign})` : ''}`).join('; '),
-            fix: `consoles: ${hangs.map((h) => h.console).join(', ')}`,
+          throw new L1BootError(c.name, kind, e.afterMs, e.sign, `L1 host ${c.name} did not come up in ${i} attempts`, {
+            why: hangs.map((h, n) => `attempt ${n + 1}: ${said(h)}`).join('; '),
+            fix: `consoles: ${hangs.map((h) => h.console).join(', ')}; QEMU logs: ${hangs.map((h) => h.qemu_log).join(', ')}`,
             details: e.details,
           });
         }
-        warn(`L1 host ${c.name} hung at boot (attempt ${i} of ${opts.attempts}, no answer after ${Math.round(e.afterMs / 1000)} s${e.sign ? `: ${e.sign}` : ''}); console kept as ${kept}; booting it again`);
+        warn(`L1 host ${c.name} ${kind} at boot (attempt ${i} of ${opts.attempts}: ${said(hangs[hangs.length - 1]!)}); logs kept as ${hangs[hangs.length - 1]!.console}; booting it again`);
       }
     }
   }
@@ -272,4 +288,9 @@ function readText(path: string): string {
   } catch {
     return '';
   }
+}
+
+/** The last non-empty line of a log (a QEMU's last words before it died). */
+function lastLine(text: string): string | undefined {
+  return text.trimEnd().split('\n').pop()?.trim() || undefined;
 }

@@ -28,7 +28,7 @@ export interface Environment {
     l1_accel: string;
     l1_kernel: string;
     up_ms: number;
-    hosts: { name: string; boot_ms: number; /** Boot attempts that hung before the one that came up. */ boot_hangs?: number; nested_kvm: boolean; nested_kvm_detail: string; rxe_state: string }[];
+    hosts: { name: string; boot_ms: number; /** Boot attempts given up (hung, or QEMU crashed) before the one that came up. */ boot_hangs?: number; nested_kvm: boolean; nested_kvm_detail: string; rxe_state: string }[];
     link_probes?: import('./link-probes.ts').LinkProbes;
   };
   /** BUILD-INFO.json fingerprint of the QEMU used (patch series hash). */

@@ -44,7 +44,7 @@ export interface NestedOptions {
   cpus?: number;
   /** Per boot attempt (default 90 s; a normal boot takes 15-20 s here). */
   bootTimeoutMs?: number;
-  /** Boot attempts per host when one hangs (default 2). */
+  /** Boot attempts per host when one hangs or its QEMU crashes (default 3). */
   bootAttempts?: number;
   kernel?: string;
   /** More L1 kernel command-line arguments, for both hosts. */
@@ -143,7 +143,7 @@ export class NestedTestbed {
     writeFileSync(ownerFile, JSON.stringify(owner));
 
     const bootTimeoutMs = opts.bootTimeoutMs ?? 90_000;
-    const attempts = opts.bootAttempts ?? 2;
+    const attempts = opts.bootAttempts ?? 3;
     info(`booting L1 hosts ${cfgA.name} and ${cfgB.name} (${accel.accel}, ${common.memMib} MiB, ${common.cpus} CPUs each; link ports ${pa}<->${pb})`);
     const boots = [L1Host.bootRetrying(qemu, cfgA, { bootTimeoutMs, attempts }), L1Host.bootRetrying(qemu, cfgB, { bootTimeoutMs, attempts })];
     const settled = await Promise.allSettled(boots);

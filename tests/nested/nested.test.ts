@@ -11,6 +11,7 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -92,10 +93,49 @@ test('a host that hangs at boot is booted again, then given up with every consol
     assert.is(err.kind, 'hung');
     assert.match(err.message, 'heca-hang-a did not come up in 2 attempts');
     assert.match(err.why, /attempt 1: no answer after \d+ s; attempt 2: no answer after \d+ s/);
-    for (const n of [1, 2]) assert.ok(existsSync(join(d, `console.hung-${n}.log`)), `console of attempt ${n} kept`);
+    for (const n of [1, 2]) {
+      assert.ok(existsSync(join(d, `console.hung-${n}.log`)), `console of attempt ${n} kept`);
+      assert.ok(existsSync(join(d, `qemu.hung-${n}.log`)), `QEMU log of attempt ${n} kept`);
+    }
     assert.match(readFileSync(join(d, 'console.hung-1.log'), 'utf8'), 'Linux version', 'the kept console is the boot\'s');
   }
   assert.equal(l1Qemus('hang'), []);
+});
+
+test('a host whose QEMU dies at boot is booted again; the crash is on record', async () => {
+  // Under TCG the emulator itself has died at boot (an iotlb_to_section assertion, SIGABRT).
+  // Stand-in: SIGKILL the first QEMU as soon as it runs (no core file).
+  const d = join(dir, 'crash');
+  mkdirSync(d, { recursive: true });
+  let killed = 0;
+  const killer = (async () => {
+    for (let i = 0; i < 600 && !killed; i++) {
+      const [pid] = l1Qemus('crash');
+      if (pid) {
+        await sleep(500);
+        process.kill(pid, 'SIGKILL');
+        killed = pid;
+      } else await sleep(50);
+    }
+  })();
+  const h = await L1Host.bootRetrying(qemuBinary(), {
+    name: 'heca-crash-a', dir: d, kernel: l1KernelPath(), accel: 'tcg', memMib: 1024, cpus: 1,
+    link: { mac: '52:54:00:4e:00:0b', addr: '10.214.9.3/24', localPort: 40995, remotePort: 40994 },
+    sharedDir: d,
+  }, { bootTimeoutMs: 90_000, attempts: 2 });
+  try {
+    await killer;
+    assert.ok(killed, 'the first QEMU was killed');
+    assert.is(h.hangs.length, 1);
+    const [first] = h.hangs;
+    assert.is(first!.kind, 'crashed');
+    assert.match(first!.qemu_log, 'qemu.crashed-1.log');
+    assert.ok(existsSync(first!.console) && existsSync(first!.qemu_log), 'both logs of the crashed attempt kept');
+    assert.ok(h.proc.pid !== killed, 'a second QEMU came up');
+  } finally {
+    await h.shutdown();
+  }
+  assert.equal(l1Qemus('crash'), []);
 });
 
 test('a host without Soft-RoCE: the error names the missing piece, and both hosts are gone', async () => {
