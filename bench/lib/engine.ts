@@ -183,8 +183,9 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     resetSeen.catch(() => undefined);
     for (const [vm, side, dir] of [[S, 'source', 'src'], [D, 'destination', 'dst']] as const) {
       const seen = (e: QmpEvent): void => {
-        if (reset) return;
         const d = e.data as { guest?: boolean; reason?: string } | undefined;
+        // Our own stop (quit, SIGTERM at teardown) is not the guest's doing.
+        if (reset || (e.event === 'SHUTDOWN' && (d?.reason === 'host-qmp-quit' || d?.reason === 'host-signal'))) return;
         const when = t0 ? `${((Date.now() - t0) / 1000).toFixed(1)} s after migrate` : 'before migrate';
         reset = `the guest was ${e.event === 'RESET' ? 'reset' : 'reset or powered off'} on the ${side} ${when} (${e.event}, reason: ${d?.reason ?? 'unknown'})`;
         void saveRegisters(vm, join(logs, dir, 'registers.txt')).then((regs) => onReset(`${reset}${regs ? `; CPU then: ${regs}` : ''}`));

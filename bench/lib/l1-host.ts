@@ -146,7 +146,7 @@ export type BootFailure = 'hung' | 'crashed' | 'exited';
 export interface BootHang {
   kind: 'hung' | 'crashed';
   after_ms: number;
-  /** hangSign() of its console, or null. */
+  /** The line that says why (see L1BootError.sign), or null. */
   sign: string | null;
   /** Its console log and QEMU log, kept beside the host's. */
   console: string;
@@ -155,7 +155,7 @@ export interface BootHang {
 
 export class L1Host {
   private exitInfo: { exitCode: number; signal: string | undefined } | undefined;
-  /** Attempts that hung before this boot (bootRetrying). */
+  /** Attempts that hung or crashed before this boot (bootRetrying). */
   hangs: BootHang[] = [];
 
   private constructor(
