@@ -68,7 +68,7 @@ export interface HostFacts {
   name: string;
   /** From the start of the attempt that came up to its agent's first answer. */
   boot_ms: number;
-  /** Attempts that hung before it (none normally). */
+  /** Attempts given up (hung, or QEMU crashed) before it; none normally. */
   boot_hangs: BootHang[];
   kernel: string;
   /** /dev/kvm present and the vendor module's nested parameter on. */
