@@ -45,16 +45,6 @@ export interface MigrationStats {
   'dirty-sync-missed-zero-copy': number;
 }
 
-/** heca's PostcopyFaultStats (qemu-patches series 1). */
-export interface PostcopyFaultStats {
-  faults: number;
-  'latency-total': number;
-  'latency-max': number;
-  'latency-histogram': number[];
-  'demand-pages': number;
-  'background-pages': number;
-}
-
 /** qapi/migration.json MigrationInfo (the reply of query-migrate). */
 export interface MigrationInfo {
   status?: MigrationStatus;
@@ -66,10 +56,36 @@ export interface MigrationInfo {
   'cpu-throttle-percentage'?: number;
   'error-desc'?: string;
   'blocked-reasons'?: string[];
+  /*
+   * Post-copy statistics of the destination, as upstream QEMU 10.1 reports
+   * them (heca's QEMU 10.0 patches report the same): present only when the
+   * destination has the postcopy-blocktime capability (counted from the
+   * start of post-copy).
+   * A fault is one thread (vCPU or not) waiting for one page from the source,
+   * timed from the fault to the page placed.
+   */
+  /** ms during which all vCPUs were blocked on faults at once (uint32). */
   'postcopy-blocktime'?: number;
+  /** Per vCPU: ms blocked on faults (uint32 list). */
   'postcopy-vcpu-blocktime'?: number[];
-  /** heca (qemu-patches): destination page fault statistics. */
-  'postcopy-fault-stats'?: PostcopyFaultStats;
+  /** Average remote page fault latency, ns (uint64; since 10.1). */
+  'postcopy-latency'?: number;
+  /**
+   * Remote fault latency distribution (24 uint64): element N counts faults
+   * resolved in [2^N, 2^(N+1)) µs; element 0 also holds those under 1 µs, the
+   * last everything above. Their sum is the number of faults (since 10.1).
+   */
+  'postcopy-latency-dist'?: number[];
+  /** Per vCPU: average remote fault latency, ns (uint64 list; since 10.1). */
+  'postcopy-vcpu-latency'?: number[];
+  /** Average remote fault latency of threads other than vCPUs, ns (uint64; since 10.1). */
+  'postcopy-non-vcpu-latency'?: number;
+  /** heca, same gate: the longest remote fault, ns (uint64). */
+  'postcopy-latency-max'?: number;
+  /** heca, same gate: pages placed during post-copy that a fault had requested (uint64). */
+  'postcopy-demand-pages'?: number;
+  /** heca, same gate: pages placed during post-copy that nobody requested: the background stream (uint64). */
+  'postcopy-background-pages'?: number;
   'socket-address'?: unknown[];
   [more: string]: unknown;
 }
@@ -89,6 +105,11 @@ export interface MigrateSetParameters {
   'postcopy-switchover'?: 'manual' | 'immediate' | 'deadline';
   /** heca: ms of pre-copy before QEMU switches (postcopy-switchover=deadline). */
   'postcopy-deadline'?: number;
+  /**
+   * heca: when a pre-copy phase converges, switch through post-copy instead of
+   * stop-and-copy (default false).
+   */
+  'postcopy-on-convergence'?: boolean;
   [more: string]: unknown;
 }
 
