@@ -120,10 +120,10 @@ main(async () => {
   // A short table on stdout.
   const s = (k: string, sc: ScenarioResult) => sc.summary[k]?.median;
   const w = Math.max(...labels.map((l) => l.length), 8);
-  process.stdout.write(`${'scenario'.padEnd(w)}  completed  total(s)  downtime(ms)  wire/RAM\n`);
+  process.stdout.write(`${'scenario'.padEnd(w)}  completed  total(s)  downtime(ms)  wire/RAM  fault mean(us)\n`);
   scenarios.forEach((sc, i) => {
     const f = (v: number | null | undefined, d: number) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '-');
-    process.stdout.write(`${labels[i]!.padEnd(w)}  ${`${sc.summary.completed?.median ?? 0}/${sc.runs.length}`.padStart(9)}  ${f((s('total_time_ms', sc) ?? NaN) / 1000, 1).padStart(8)}  ${f(s('downtime_host_ms', sc) ?? s('downtime_ms', sc), 0).padStart(12)}  ${f(s('wire_over_ram', sc), 2).padStart(8)}\n`);
+    process.stdout.write(`${labels[i]!.padEnd(w)}  ${`${sc.summary.completed?.median ?? 0}/${sc.runs.length}`.padStart(9)}  ${f((s('total_time_ms', sc) ?? NaN) / 1000, 1).padStart(8)}  ${f(s('downtime_host_ms', sc) ?? s('downtime_ms', sc), 0).padStart(12)}  ${f(s('wire_over_ram', sc), 2).padStart(8)}  ${f(s('postcopy_latency_mean_us', sc), 0).padStart(14)}\n`);
   });
   info(`wrote ${join(out, 'compare.md')} and ${Object.keys(charts).length} charts`);
 });

@@ -181,30 +181,35 @@ export async function writeCharts(inp: ChartInput, dir: string): Promise<Record<
     },
   } as ChartConfiguration);
 
-  const withFaults = inp.scenarios.map((s, i) => ({ s, label: inp.labels[i]!, runs: completed(s).filter((r) => r.faults && r.faults.faults > 0) })).filter((x) => x.runs.length);
+  // The destination's post-copy statistics (postcopy_latency): any QEMU with upstream 10.1's, heca's pages split.
+  const withFaults = inp.scenarios.map((s, i) => ({ s, label: inp.labels[i]!, runs: completed(s).filter((r) => (r.postcopy_latency?.faults ?? 0) > 0) })).filter((x) => x.runs.length);
   if (withFaults.length) {
     out.faultCdf = await write(dir, 'fault-latency-cdf.png', {
       type: 'line',
       data: {
         datasets: withFaults.map((x, j) => ({
-          label: `${x.label} (${x.runs.reduce((a, r) => a + r.faults!.faults, 0)} faults, ${x.runs.length} runs)`,
-          data: latencyCdf(x.runs.map((r) => r.faults!.latency_histogram)).map(([x0, y]) => ({ x: x0, y })),
+          label: `${x.label} (${x.runs.reduce((a, r) => a + r.postcopy_latency!.faults, 0)} faults, ${x.runs.length} runs)`,
+          data: latencyCdf(x.runs.map((r) => r.postcopy_latency!.latency_dist)).map(([x0, y]) => ({ x: x0, y })),
           borderColor: COLORS[j % COLORS.length], backgroundColor: COLORS[j % COLORS.length], stepped: 'before', pointRadius: 2,
         })),
       },
       options: {
         parsing: false,
-        plugins: { ...title('Post-copy fault latency, CDF (destination; request → page placed)', inp.subtitle), legend: { position: 'bottom' } },
-        scales: { x: { type: 'logarithmic', title: { display: true, text: 'latency ≤ µs (power-of-two buckets)' } }, y: { min: 0, max: 1, title: { display: true, text: 'fraction of faults' } } },
+        plugins: { ...title('Post-copy remote fault latency, CDF (destination; fault → page placed)', inp.subtitle), legend: { position: 'bottom' } },
+        scales: { x: { type: 'logarithmic', title: { display: true, text: 'latency < µs (power-of-two buckets of postcopy-latency-dist)' } }, y: { min: 0, max: 1, title: { display: true, text: 'fraction of faults' } } },
       },
     } as ChartConfiguration);
-    const split = (label: string, get: (r: RunRecord) => number, color: string): ChartDataset<'bar', (number | null)[]> => ({
+  }
+  const demand = (r: RunRecord) => r.postcopy_latency?.demand_pages;
+  const background = (r: RunRecord) => r.postcopy_latency?.background_pages;
+  if (inp.scenarios.some((s) => completed(s).some((r) => num(demand(r)) || num(background(r))))) {
+    const split = (label: string, get: (r: RunRecord) => number | null | undefined, color: string): ChartDataset<'bar', (number | null)[]> => ({
       label, stack: 'pages', backgroundColor: color,
-      data: inp.scenarios.map((s) => median(completed(s).filter((r) => r.faults).map(get))),
+      data: inp.scenarios.map((s) => median(completed(s).map(get).filter(num))),
     });
     out.demand = await write(dir, 'postcopy-pages.png', {
       type: 'bar',
-      data: { labels: inp.labels, datasets: [split('on demand (requested)', (r) => r.faults!.demand_pages, COLORS[3]!), split('background stream', (r) => r.faults!.background_pages, COLORS[2]!)] },
+      data: { labels: inp.labels, datasets: [split('on demand (requested by a fault)', demand, COLORS[3]!), split('background stream', background, COLORS[2]!)] },
       options: {
         plugins: { ...title('Pages placed during post-copy: on demand vs background (medians)', inp.subtitle), legend: { position: 'bottom' } },
         scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, title: { display: true, text: 'pages' } } },

@@ -11,11 +11,11 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pollUntil } from '../../tools/lib/poll.ts';
 import { HecaError } from '../../tools/lib/errors.ts';
-import { debug, info } from '../../tools/lib/log.ts';
+import { debug, info, warn } from '../../tools/lib/log.ts';
 import type { MigrateSetParameters, MigrationInfo, QmpEvent } from '../../tools/qmp/types.ts';
 import { onCleanup } from './cleanup.ts';
 import type { GuestMessage } from './guest-channel.ts';
-import type { FaultStats, OpsSample, PhaseMark, RunRecord, ScenarioParams, WorkloadParams } from './result.ts';
+import type { OpsSample, PhaseMark, PostcopyLatency, RunRecord, ScenarioParams, WorkloadParams } from './result.ts';
 import { QmpCommandError } from '../../tools/qmp/errors.ts';
 import { LocalTestbed } from './testbed-local.ts';
 import type { LinkProfileName } from './result.ts';
@@ -149,6 +149,8 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       // The link, not QEMU's default rate limit, must be the bottleneck.
       await vm.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 1024 * 1024 * 1024 });
     }
+    // The destination's post-copy latency statistics (upstream's gate, heca's QEMU too).
+    const latencyStats = postcopy && (await enableBlocktime(D, ctx.qemu));
     const qemuSwitch = sc.mode !== 'precopy' && sc.switchover === 'qemu';
     if (qemuSwitch) await setSwitchover(S, sc);
     const uri = `tcp:${bed.dstAddr}:${ctx.port}`;
@@ -242,8 +244,8 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
       await D.guard(waitDestDone(D), 'the end of the incoming migration');
       if (resumeUs === undefined) await D.qmp.waitEvent('RESUME', { timeoutMs: 10_000 }).catch(() => undefined);
       rec.downtime_host_ms = stopUs !== undefined && resumeUs !== undefined ? Math.round((resumeUs - stopUs) / 100) / 10 : null;
-      const faults = faultStats(await D.qmp.execute('query-migrate'));
-      if (faults) rec.faults = faults;
+      const latency = latencyStats ? postcopyLatency(await D.qmp.execute('query-migrate')) : undefined;
+      if (latency) rec.postcopy_latency = latency;
       checkVm = D;
       rec.status = 'completed';
     } else if (last.status === 'cancelled') {
@@ -310,18 +312,50 @@ async function setSwitchover(S: Vm, sc: ScenarioParams): Promise<void> {
   }
 }
 
-/** The destination's postcopy-fault-stats, in result.json's shape. */
-export function faultStats(i: MigrationInfo): FaultStats | undefined {
-  const f = i['postcopy-fault-stats'] as Record<string, unknown> | undefined;
-  if (!f || typeof f !== 'object') return undefined;
-  const n = (k: string) => (typeof f[k] === 'number' ? (f[k] as number) : 0);
+const refusedBlocktime = new Set<string>();
+
+/**
+ * Enable the destination's postcopy-blocktime capability, the gate of its
+ * post-copy latency statistics. A QEMU that refuses it is no failure: the run
+ * records no latency (said once per QEMU binary).
+ */
+async function enableBlocktime(D: Vm, qemu: string): Promise<boolean> {
+  try {
+    await D.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-blocktime', state: true }] });
+    return true;
+  } catch (e) {
+    if (!(e instanceof QmpCommandError)) throw e;
+    if (!refusedBlocktime.has(qemu)) warn(`the destination QEMU refuses capability postcopy-blocktime (${e.desc}): no post-copy fault latency is recorded`);
+    refusedBlocktime.add(qemu);
+    return false;
+  }
+}
+
+/**
+ * The destination's post-copy statistics in result.json's shape, from its
+ * query-migrate: upstream QEMU 10.1's members (present with the
+ * postcopy-blocktime capability) and heca's three (null when absent).
+ * Undefined when there is no latency distribution: the gate is off, post-copy
+ * never started, or the QEMU predates these statistics.
+ */
+export function postcopyLatency(i: MigrationInfo): PostcopyLatency | undefined {
+  const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const nums = (v: unknown): number[] => (Array.isArray(v) ? v.map((x) => num(x) ?? 0) : []);
+  const dist = i['postcopy-latency-dist'];
+  const mean = num(i['postcopy-latency']);
+  if (!Array.isArray(dist) || mean === null) return undefined;
+  const latency_dist = nums(dist);
   return {
-    faults: n('faults'),
-    latency_total_us: n('latency-total'),
-    latency_max_us: n('latency-max'),
-    latency_histogram: Array.isArray(f['latency-histogram']) ? (f['latency-histogram'] as number[]) : [],
-    demand_pages: n('demand-pages'),
-    background_pages: n('background-pages'),
+    faults: latency_dist.reduce((a, b) => a + b, 0),
+    latency_mean_ns: mean,
+    latency_max_ns: num(i['postcopy-latency-max']),
+    latency_dist,
+    vcpu_latency_ns: nums(i['postcopy-vcpu-latency']),
+    non_vcpu_latency_ns: num(i['postcopy-non-vcpu-latency']) ?? 0,
+    demand_pages: num(i['postcopy-demand-pages']),
+    background_pages: num(i['postcopy-background-pages']),
+    blocktime_ms: num(i['postcopy-blocktime']) ?? 0,
+    vcpu_blocktime_ms: nums(i['postcopy-vcpu-blocktime']),
   };
 }
 

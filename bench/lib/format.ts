@@ -18,6 +18,13 @@ export function formatMs(n: number | null | undefined): string {
   return `${n < 10 ? n.toFixed(1) : Math.round(n)} ms`;
 }
 
+/** Microseconds: µs below 1 ms, else as formatMs. */
+export function formatUs(n: number | null | undefined): string {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '–';
+  if (Math.abs(n) >= 1000) return formatMs(n / 1000);
+  return `${n < 10 ? n.toFixed(1) : Math.round(n)} µs`;
+}
+
 export function formatRatio(n: number | null | undefined): string {
   return typeof n === 'number' && Number.isFinite(n) ? `${n.toFixed(2)}×` : '–';
 }
@@ -25,7 +32,7 @@ export function formatRatio(n: number | null | undefined): string {
 export function formatMetric(metric: string, v: number | null | undefined): string {
   const unit = METRICS[metric]?.unit;
   if (unit === 'ms') return formatMs(v);
-  if (unit === 'us') return typeof v === 'number' ? formatMs(v / 1000) : '–';
+  if (unit === 'us') return formatUs(v);
   if (unit === 'bytes') return formatBytes(v);
   if (unit === 'ratio') return typeof v === 'number' ? v.toFixed(3) : '–';
   return typeof v === 'number' ? String(Math.round(v)) : '–';
@@ -67,12 +74,20 @@ export function ratioTable(labels: string[], scenarios: ScenarioResult[], cmp: C
   return mdTable([`metric ÷ ${cmp.baseline}`, ...others.map((o) => o.label)], rows);
 }
 
-export function runLine(r: RunRecord): string[] {
-  const integ = r.integrity.pages_checked ? `${r.integrity.ok ? 'ok' : '**BAD**'}: ${r.integrity.bad_pages} bad / ${r.integrity.pages_checked}` : 'not checked';
-  return [String(r.repeat), r.status, formatMs(r.total_time_ms), formatMs(r.downtime_host_ms ?? null), formatMs(r.downtime_ms), formatBytes(r.bytes.wire), formatMs(r.guest.max_stall_ms), integ, r.reason ?? '', `[logs](${r.logs_dir})`];
+/** A run's post-copy remote faults on the destination: "count, mean …, max …" ('–': not reported). */
+export function faultsCell(r: RunRecord): string {
+  const p = r.postcopy_latency;
+  if (!p) return '–';
+  if (p.faults === 0) return '0';
+  return `${p.faults}, mean ${formatUs(p.latency_mean_ns / 1000)}${p.latency_max_ns === null ? '' : `, max ${formatUs(p.latency_max_ns / 1000)}`}`;
 }
 
-export const RUN_HEAD = ['repeat', 'status', 'total', 'downtime STOP→RESUME', 'downtime (QEMU)', 'wire', 'max stall', 'integrity', 'reason', 'logs'];
+export function runLine(r: RunRecord): string[] {
+  const integ = r.integrity.pages_checked ? `${r.integrity.ok ? 'ok' : '**BAD**'}: ${r.integrity.bad_pages} bad / ${r.integrity.pages_checked}` : 'not checked';
+  return [String(r.repeat), r.status, formatMs(r.total_time_ms), formatMs(r.downtime_host_ms ?? null), formatMs(r.downtime_ms), formatBytes(r.bytes.wire), formatMs(r.guest.max_stall_ms), faultsCell(r), integ, r.reason ?? '', `[logs](${r.logs_dir})`];
+}
+
+export const RUN_HEAD = ['repeat', 'status', 'total', 'downtime STOP→RESUME', 'downtime (QEMU)', 'wire', 'max stall', 'post-copy faults (dst)', 'integrity', 'reason', 'logs'];
 
 /** Runs that failed or lost pages: these are failures, listed first in a report. */
 export function problems(labels: string[], scenarios: ScenarioResult[]): string[] {

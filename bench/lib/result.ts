@@ -56,14 +56,37 @@ export interface OpsSample {
   side: 'src' | 'dst';
 }
 
-export interface FaultStats {
+/**
+ * The destination's post-copy statistics from query-migrate, named after the
+ * QMP members they come from (upstream QEMU 10.1's, present only with the
+ * postcopy-blocktime capability; heca's QEMU adds three). A fault is one
+ * thread waiting for one page from the source, timed from the fault to the
+ * page placed.
+ */
+export interface PostcopyLatency {
+  /** Remote faults: the sum of latency_dist. */
   faults: number;
-  latency_total_us: number;
-  latency_max_us: number;
-  /** Element i: requests served in [2^i, 2^(i+1)) µs (0 includes < 1 µs; the last is open). */
-  latency_histogram: number[];
-  demand_pages: number;
-  background_pages: number;
+  /** postcopy-latency: average remote fault latency, ns. */
+  latency_mean_ns: number;
+  /** postcopy-latency-max (heca): the longest fault, ns; null with upstream QEMU. */
+  latency_max_ns: number | null;
+  /**
+   * postcopy-latency-dist: element N counts faults resolved in
+   * [2^N, 2^(N+1)) µs; element 0 also holds < 1 µs, the last everything above.
+   */
+  latency_dist: number[];
+  /** postcopy-vcpu-latency: average per vCPU, ns. */
+  vcpu_latency_ns: number[];
+  /** postcopy-non-vcpu-latency: average over threads other than vCPUs, ns. */
+  non_vcpu_latency_ns: number;
+  /** postcopy-demand-pages (heca): pages placed during post-copy that a fault had requested; null with upstream QEMU. */
+  demand_pages: number | null;
+  /** postcopy-background-pages (heca): pages placed during post-copy that nobody requested; null with upstream QEMU. */
+  background_pages: number | null;
+  /** postcopy-blocktime: ms during which all vCPUs were blocked on faults at once. */
+  blocktime_ms: number;
+  /** postcopy-vcpu-blocktime: ms each vCPU was blocked on faults. */
+  vcpu_blocktime_ms: number[];
 }
 
 export interface RunRecord {
@@ -107,11 +130,12 @@ export interface RunRecord {
     ops_timeline: OpsSample[];
   };
   /**
-   * The destination's postcopy-fault-stats (heca QEMU patches): page
-   * requests to the source and their latency, pages on demand vs in the
-   * background. Absent without post-copy or with an unpatched QEMU.
+   * The destination's post-copy fault latency and blocktime, read when the
+   * migration completed. Absent without post-copy, when the destination
+   * refused the postcopy-blocktime capability, or when its QEMU reports no
+   * latency (before 10.1 without heca's patches).
    */
-  faults?: FaultStats;
+  postcopy_latency?: PostcopyLatency;
   /** Guest page-by-page check after migration. ok=false fails the run. */
   integrity: { ok: boolean; pages_checked: number; bad_pages: number; first_bad?: number[] };
   phases: PhaseMark[];

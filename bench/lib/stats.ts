@@ -35,17 +35,22 @@ export const METRICS: Readonly<Record<string, { label: string; unit: 'ms' | 'us'
   pages_normal: { label: 'normal pages', unit: 'count', get: (r) => r.pages.normal },
   postcopy_requests: { label: 'post-copy requests', unit: 'count', get: (r) => r.pages.postcopy_requests },
   max_stall_ms: { label: 'guest max stall', unit: 'ms', get: (r) => r.guest.max_stall_ms },
-  faults: { label: 'remote faults (dst)', unit: 'count', get: (r) => r.faults?.faults },
-  fault_latency_mean_us: { label: 'fault latency, mean', unit: 'us', get: (r) => (r.faults?.faults ? r.faults.latency_total_us / r.faults.faults : null) },
-  fault_latency_max_us: { label: 'fault latency, max', unit: 'us', get: (r) => r.faults?.latency_max_us },
-  demand_pages: { label: 'post-copy pages on demand', unit: 'count', get: (r) => r.faults?.demand_pages },
-  background_pages: { label: 'post-copy pages in background', unit: 'count', get: (r) => r.faults?.background_pages },
+  // The destination's post-copy statistics (postcopy_latency): QEMU counts in ns, shown in µs.
+  postcopy_faults: { label: 'post-copy remote faults (dst)', unit: 'count', get: (r) => r.postcopy_latency?.faults },
+  postcopy_latency_mean_us: { label: 'post-copy fault latency, mean', unit: 'us', get: (r) => (r.postcopy_latency?.faults ? r.postcopy_latency.latency_mean_ns / 1000 : null) },
+  postcopy_latency_max_us: { label: 'post-copy fault latency, max', unit: 'us', get: (r) => (r.postcopy_latency?.faults && r.postcopy_latency.latency_max_ns !== null ? r.postcopy_latency.latency_max_ns / 1000 : null) },
+  postcopy_blocktime_ms: { label: 'post-copy blocktime (all vCPUs blocked)', unit: 'ms', get: (r) => r.postcopy_latency?.blocktime_ms },
+  postcopy_demand_pages: { label: 'post-copy pages on demand', unit: 'count', get: (r) => r.postcopy_latency?.demand_pages },
+  postcopy_background_pages: { label: 'post-copy pages in background', unit: 'count', get: (r) => r.postcopy_latency?.background_pages },
 };
 
-/** Latency CDF from summed power-of-two histograms: [upper bound µs, fraction ≤ it]. */
-export function latencyCdf(histograms: readonly (readonly number[])[]): [number, number][] {
-  const len = Math.max(0, ...histograms.map((h) => h.length));
-  const sum = Array.from({ length: len }, (_, i) => histograms.reduce((a, h) => a + (h[i] ?? 0), 0));
+/**
+ * Latency CDF from summed postcopy-latency-dist distributions (element N:
+ * faults in [2^N, 2^(N+1)) µs): [2^(N+1) µs, fraction of faults below it].
+ */
+export function latencyCdf(dists: readonly (readonly number[])[]): [number, number][] {
+  const len = Math.max(0, ...dists.map((h) => h.length));
+  const sum = Array.from({ length: len }, (_, i) => dists.reduce((a, h) => a + (h[i] ?? 0), 0));
   const total = sum.reduce((a, b) => a + b, 0);
   if (total === 0) return [];
   let acc = 0;

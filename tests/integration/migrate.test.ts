@@ -14,7 +14,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runOnce, type RunContext, type RunHooks } from '../../bench/lib/engine.ts';
 import { ensureGuestImage, guestAppend } from '../../bench/lib/guest-image.ts';
-import type { RunRecord, WorkloadParams } from '../../bench/lib/result.ts';
+import type { PostcopyLatency, RunRecord, WorkloadParams } from '../../bench/lib/result.ts';
 import { parseScenarios } from '../../bench/lib/scenarios.ts';
 import { makeWorkload } from '../../bench/lib/workloads.ts';
 import { probe } from '../../tools/lib/exec.ts';
@@ -65,11 +65,28 @@ function assertClean(rec: RunRecord): void {
   assert.ok(rec.guest.ops_timeline.some((s) => s.side === 'dst' && s.ops > 0), 'the guest runs on the destination');
 }
 
+/** The destination's post-copy statistics of a run that placed pages in post-copy (heca's QEMU: with its extensions). */
+function assertPostcopyLatency(rec: RunRecord): PostcopyLatency {
+  const p = rec.postcopy_latency;
+  assert.ok(p, 'the destination reports postcopy-latency and postcopy-latency-dist (the engine enables postcopy-blocktime)');
+  console.log(`  postcopy_latency: ${JSON.stringify(p)}`);
+  assert.is(p.latency_dist.length, 24, 'postcopy-latency-dist has 24 buckets');
+  assert.is(p.latency_dist.reduce((a, b) => a + b, 0), p.faults, 'each fault in the distribution once');
+  assert.ok(p.faults > 0, 'the guest faulted on pages still on the source');
+  assert.ok(p.latency_mean_ns > 0, `mean latency ${p.latency_mean_ns} ns`);
+  assert.ok(p.latency_max_ns !== null && p.latency_max_ns >= p.latency_mean_ns, `max latency ${p.latency_max_ns} ns (heca) is at least the mean`);
+  assert.ok(p.vcpu_latency_ns.length > 0, 'a latency per vCPU');
+  assert.ok(p.demand_pages !== null && p.background_pages !== null, 'heca reports pages on demand and in background');
+  assert.ok(p.demand_pages + p.background_pages > 0, 'pages were placed during post-copy');
+  return p;
+}
+
 test('pre-copy of a converging guest completes and every page checks out', async () => {
   const rec = await migrate('precopy', 'light');
   assertClean(rec);
   assert.is(rec.bytes.postcopy, 0, 'no post-copy bytes in pre-copy');
   assert.is(rec.pages.postcopy_requests, 0);
+  assert.is(rec.postcopy_latency, undefined, 'no post-copy statistics without post-copy');
   assert.ok(rec.downtime_ms !== null);
   assert.ok(rec.phases.some((p) => p.name === 'stop'), 'the source stopped');
 });
@@ -81,17 +98,16 @@ test('post-copy right after migrate completes and every page checks out', async 
   assert.ok(rec.phases.some((p) => p.name === 'postcopy-switch'));
   assert.ok(rec.phases.some((p) => p.name === 'resume-dest'), 'the destination resumed');
   assert.ok(typeof rec.downtime_host_ms === 'number' && rec.downtime_host_ms > 0, `host-observed downtime ${rec.downtime_host_ms}`);
+  assertPostcopyLatency(rec);
 });
 
-test('heca full post-copy: QEMU switches by itself, no pre-copy pass, fault statistics recorded', async () => {
+test('heca full post-copy: QEMU switches by itself, no pre-copy pass, post-copy latency recorded', async () => {
   const rec = await migrate('full', 'write-heavy');
   assertClean(rec);
   assert.ok(rec.bytes.precopy < 64 * 1024, `precopy bytes ${rec.bytes.precopy}: protocol overhead only`);
   assert.ok(rec.phases.some((p) => p.name === 'postcopy-switch'), 'the source went to postcopy-active');
-  const f = rec.faults;
-  assert.ok(f, 'the destination reports postcopy-fault-stats');
-  assert.ok(f.demand_pages + f.background_pages > 0);
-  assert.is(f.latency_histogram.reduce((a, b) => a + b, 0), f.demand_pages, 'each served request in the histogram once');
+  const p = assertPostcopyLatency(rec);
+  assert.ok(p.background_pages! > 0, 'no pre-copy pass: the background stream sent pages');
 });
 
 test('heca hybrid: a pre-copy that converges switches through post-copy, not stop-and-copy', async () => {
@@ -99,7 +115,7 @@ test('heca hybrid: a pre-copy that converges switches through post-copy, not sto
   assertClean(rec);
   assert.ok(rec.total_time_ms !== null && rec.total_time_ms < 60_000, 'converged long before the deadline');
   assert.ok(rec.phases.some((p) => p.name === 'postcopy-switch'), 'switched to post-copy');
-  assert.ok(rec.faults, 'pages were placed in post-copy');
+  assert.ok(rec.postcopy_latency, 'post-copy started: the destination reports its statistics');
 });
 
 test('a page corrupted on the destination after migration fails the run', async () => {

@@ -32,6 +32,7 @@ test('two results of one environment: side by side, paired ratios, charts', () =
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /postcopy \(a\)\s+3\/3\s+2\.0/);
   assert.match(r.out, /postcopy \(b\)\s+3\/3\s+4\.0/);
+  assert.match(r.out, /fault mean\(us\)\n.*\s900\n/, 'the mean post-copy fault latency, from ns');
   const md = readFileSync(join(out, 'compare.md'), 'utf8');
   assert.match(md, '| total time | 2.00× |');
   assert.match(md, 'paired by repeat number');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatBytes, formatMs, formatStat, mdTable } from '../../bench/lib/format.ts';
+import { faultsCell, formatBytes, formatMs, formatStat, formatUs, mdTable } from '../../bench/lib/format.ts';
 import { writeReport } from '../../bench/lib/report.ts';
 import { baselineIndex, compareScenarios, summarize } from '../../bench/lib/stats.ts';
 import { fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
@@ -20,8 +20,18 @@ test('human units', () => {
   assert.is(formatMs(2133), '2.13 s');
   assert.is(formatMs(61_500), '61.5 s');
   assert.is(formatMs(undefined), '–');
+  assert.is(formatUs(4.25), '4.3 µs');
+  assert.is(formatUs(900), '900 µs');
+  assert.is(formatUs(3000), '3.0 ms');
+  assert.is(formatStat('postcopy_latency_mean_us', { median: 45.6, min: 30, max: 1500, n: 3 }), '46 µs [30 µs–1.5 ms]');
   assert.is(formatStat('total_time_ms', { median: 2000, min: 1500, max: 3000, n: 3 }), '2.00 s [1.50 s–3.00 s]');
   assert.is(formatStat('total_time_ms', { median: null, min: null, max: null, n: 0 }), '–');
+});
+
+test('a run\'s post-copy faults: count, mean, and max with heca\'s QEMU only', () => {
+  assert.is(faultsCell(fixtureRun(1)), '12, mean 900 µs, max 3.0 ms');
+  assert.is(faultsCell(fixtureRun(1, { upstream: true })), '12, mean 900 µs');
+  assert.is(faultsCell(fixtureRun(1, { noLatency: true })), '–');
 });
 
 test('tables escape pipes', () => {
@@ -53,6 +63,24 @@ test('the report puts failures first and draws every chart', async () => {
     assert.ok(statSync(join(out, 'charts', c)).size > 10_000, `${c} has content`);
     assert.match(md, `(charts/${c})`, `${c} is linked from the report`);
   }
+});
+
+test('upstream QEMU\'s statistics: the fault latency CDF, no demand/background chart; without statistics neither', async () => {
+  const up = fixtureScenario('postcopy', 'postcopy', [fixtureRun(1, { upstream: true }), fixtureRun(2, { noLatency: true })]);
+  up.summary = summarize(up.runs, MEM_MIB);
+  const out = mkdtempSync(join(tmpdir(), 'heca-report-'));
+  const md = readFileSync(await writeReport(fixtureResult([up]), out), 'utf8');
+  const charts = readdirSync(join(out, 'charts'));
+  assert.ok(charts.includes('fault-latency-cdf.png'));
+  assert.not.ok(charts.includes('postcopy-pages.png'), 'no heca page counts: no chart');
+  assert.match(md, '| post-copy fault latency, mean | 900 µs |');
+  assert.match(md, '| post-copy fault latency, max | – |');
+  const none = fixtureScenario('postcopy', 'postcopy', [fixtureRun(1, { noLatency: true })]);
+  none.summary = summarize(none.runs, MEM_MIB);
+  const out2 = mkdtempSync(join(tmpdir(), 'heca-report-'));
+  await writeReport(fixtureResult([none]), out2);
+  const charts2 = readdirSync(join(out2, 'charts'));
+  assert.not.ok(charts2.includes('fault-latency-cdf.png') || charts2.includes('postcopy-pages.png'));
 });
 
 test.run();

@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { baselineIndex, compareScenarios, latencyCdf, median, quantile, summarize } from '../../bench/lib/stats.ts';
-import { faultStats, registerSummary } from '../../bench/lib/engine.ts';
+import { postcopyLatency, registerSummary } from '../../bench/lib/engine.ts';
 import { repoRoot } from '../../tools/lib/paths.ts';
+import type { MigrationInfo } from '../../tools/qmp/types.ts';
 import { fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 
 test('median and quantile: odd, even, empty, unsorted', () => {
@@ -66,20 +67,62 @@ test('the baseline is the first scenario that completed a run', () => {
   assert.throws(() => compareScenarios([pre], 3), /no scenario/);
 });
 
-test('fault latency: mean and max from the stats, CDF from summed histograms', () => {
+test('post-copy fault latency: mean and max in µs from ns, heca-only figures absent with upstream QEMU, CDF from summed distributions', () => {
   const s = summarize([fixtureRun(1), fixtureRun(2)], MEM_MIB);
-  assert.is(s.fault_latency_mean_us?.median, 900);
-  assert.is(s.fault_latency_max_us?.median, 3000);
-  assert.is(s.background_pages?.median, 30000);
+  assert.is(s.postcopy_faults?.median, 12);
+  assert.is(s.postcopy_latency_mean_us?.median, 900);
+  assert.is(s.postcopy_latency_max_us?.median, 3000);
+  assert.is(s.postcopy_blocktime_ms?.median, 11);
+  assert.is(s.postcopy_demand_pages?.median, 12);
+  assert.is(s.postcopy_background_pages?.median, 30000);
+  const up = summarize([fixtureRun(1, { upstream: true }), fixtureRun(2, { noLatency: true })], MEM_MIB);
+  assert.equal(up.postcopy_latency_mean_us, { median: 900, min: 900, max: 900, n: 1 }, 'upstream QEMU: the mean, from the one run that has it');
+  assert.is(up.postcopy_latency_max_us?.n, 0, 'no max without heca');
+  assert.is(up.postcopy_demand_pages?.n, 0);
+  assert.is(up.postcopy_background_pages?.n, 0);
+  const none = fixtureRun(3);
+  none.postcopy_latency = { ...none.postcopy_latency!, faults: 0, latency_mean_ns: 0, latency_max_ns: 0, latency_dist: Array<number>(24).fill(0) };
+  const z = summarize([none], MEM_MIB);
+  assert.is(z.postcopy_faults?.median, 0);
+  assert.is(z.postcopy_latency_mean_us?.n, 0, 'no fault: no latency, not 0 µs');
+  assert.is(z.postcopy_latency_max_us?.n, 0);
   assert.equal(latencyCdf([[1, 0, 3], [0, 0, 0, 4]]), [[2, 0.125], [4, 0.125], [8, 0.5], [16, 1]]);
   assert.equal(latencyCdf([[0, 0]]), [], 'no faults: no curve');
 });
 
-test('postcopy-fault-stats from query-migrate, absent on an unpatched QEMU', () => {
-  assert.is(faultStats({ status: 'completed' }), undefined);
-  assert.equal(faultStats({ status: 'completed', 'postcopy-fault-stats': { faults: 3, 'latency-total': 300, 'latency-max': 200, 'latency-histogram': [0, 3], 'demand-pages': 3, 'background-pages': 7 } }), {
-    faults: 3, latency_total_us: 300, latency_max_us: 200, latency_histogram: [0, 3], demand_pages: 3, background_pages: 7,
+test('postcopyLatency: upstream 10.1 members, with and without heca\'s, absent when the gate is off', () => {
+  const dist = [2, 0, 0, 0, 0, 0, 0, 0, 1, 4, 0, 1, ...Array<number>(12).fill(0)];
+  // A destination query-migrate of upstream QEMU 10.1 with the postcopy-blocktime capability.
+  const upstream: MigrationInfo = {
+    status: 'completed',
+    'postcopy-blocktime': 7,
+    'postcopy-vcpu-blocktime': [5, 7],
+    'postcopy-latency': 1_250_000,
+    'postcopy-latency-dist': dist,
+    'postcopy-vcpu-latency': [1_000_000, 1_600_000],
+    'postcopy-non-vcpu-latency': 400,
+  };
+  assert.equal(postcopyLatency(upstream), {
+    faults: 8,
+    latency_mean_ns: 1_250_000,
+    latency_max_ns: null,
+    latency_dist: dist,
+    vcpu_latency_ns: [1_000_000, 1_600_000],
+    non_vcpu_latency_ns: 400,
+    demand_pages: null,
+    background_pages: null,
+    blocktime_ms: 7,
+    vcpu_blocktime_ms: [5, 7],
   });
+  const heca = postcopyLatency({ ...upstream, 'postcopy-latency-max': 2_500_000, 'postcopy-demand-pages': 6, 'postcopy-background-pages': 65000 });
+  assert.is(heca?.faults, 8, 'the sum of postcopy-latency-dist');
+  assert.is(heca?.latency_max_ns, 2_500_000);
+  assert.is(heca?.demand_pages, 6);
+  assert.is(heca?.background_pages, 65000);
+  // The gate off (or post-copy never started): none of the members.
+  assert.is(postcopyLatency({ status: 'completed' }), undefined);
+  // Before QEMU 10.1, without heca's patches: blocktime only.
+  assert.is(postcopyLatency({ status: 'completed', 'postcopy-blocktime': 3, 'postcopy-vcpu-blocktime': [3] }), undefined);
 });
 
 test('registerSummary: the CPU line a failed run reports from `info registers`', () => {
