@@ -152,7 +152,7 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     // The destination's post-copy latency statistics (upstream's gate, heca's QEMU too).
     const latencyStats = postcopy && (await enableBlocktime(D, ctx.qemu));
     const qemuSwitch = sc.mode !== 'precopy' && sc.switchover === 'qemu';
-    if (qemuSwitch) await setSwitchover(S, sc);
+    await setSwitchover(S, sc);
     const uri = `tcp:${bed.dstAddr}:${ctx.port}`;
     await D.qmp.execute('migrate-incoming', { uri });
 
@@ -294,17 +294,45 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
   return rec;
 }
 
-/** Ask QEMU to switch to post-copy by itself (heca's postcopy-switchover). */
+/**
+ * heca's migration parameters a scenario sets on the source: QEMU switches to
+ * post-copy by itself (postcopy-switchover, postcopy-deadline), and a
+ * converged pre-copy switches through post-copy (postcopy-on-convergence).
+ * Undefined for the upstream scenarios.
+ */
+export function hecaParameters(sc: ScenarioParams): MigrateSetParameters | undefined {
+  if (sc.mode === 'precopy') return undefined;
+  const p: MigrateSetParameters = {};
+  if (sc.switchover === 'qemu') {
+    Object.assign(p, sc.mode === 'hybrid'
+      ? { 'postcopy-deadline': (sc.switch_after_s ?? 0) * 1000, 'postcopy-switchover': 'deadline' }
+      : { 'postcopy-switchover': 'immediate' });
+  }
+  if (sc.postcopy_on_convergence) p['postcopy-on-convergence'] = true;
+  return Object.keys(p).length ? p : undefined;
+}
+
+/**
+ * The heca parameter a QEMU says it does not have, from its error to
+ * migrate-set-parameters ("Parameter 'postcopy-on-convergence' is
+ * unexpected"); undefined for any other error.
+ */
+export function missingHecaParameter(desc: string): string | undefined {
+  const name = /postcopy-(switchover|deadline|on-convergence)/.exec(desc)?.[0];
+  return name && /unexpected|not found|invalid parameter/i.test(desc) ? name : undefined;
+}
+
+/** Set heca's parameters of the scenario, if any (hecaParameters); a QEMU without them fails the run up front. */
 async function setSwitchover(S: Vm, sc: ScenarioParams): Promise<void> {
-  const params: MigrateSetParameters = sc.mode === 'hybrid'
-    ? { 'postcopy-deadline': (sc.switch_after_s ?? 0) * 1000, 'postcopy-switchover': 'deadline' }
-    : { 'postcopy-switchover': 'immediate' };
+  const params = hecaParameters(sc);
+  if (!params) return;
   try {
     await S.qmp.execute('migrate-set-parameters', params);
   } catch (e) {
-    if (e instanceof QmpCommandError && /postcopy-(switchover|deadline)/.test(e.desc) && /unexpected|not found|invalid parameter/i.test(e.desc)) {
+    const missing = e instanceof QmpCommandError ? missingHecaParameter(e.desc) : undefined;
+    if (e instanceof QmpCommandError && missing) {
       throw new HecaError(`scenario ${sc.name} needs heca's QEMU patches`, {
-        why: `this QEMU has no postcopy-switchover parameter (${e.desc})`,
+        why: `this QEMU has no ${missing} parameter (${e.desc})`,
         fix: 'build the patched QEMU (make build) or unset $HECA_QEMU; upstream-only scenarios: precopy, postcopy, mgmt-hybrid10, mgmt-hybrid60',
       });
     }

@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { envSubtitle, writeCharts } from './charts.ts';
 import { formatBytes, mdTable, problems, ratioTable, RUN_HEAD, runLine, summaryTable } from './format.ts';
 import type { BenchResult, Environment, WorkloadParams } from './result.ts';
+import { convergenceEnd } from './scenarios.ts';
 
 export function environmentTable(env: Environment): string {
   const rows: string[][] = [
@@ -58,7 +59,7 @@ export async function writeReport(result: BenchResult, out: string): Promise<str
     workloadTable(result.scenarios[0]!.workload),
     '',
     '## Scenarios\n',
-    mdTable(['name', 'id', 'description'], result.scenarios.map((s) => [s.scenario.name, s.scenario.id, s.scenario.description])),
+    mdTable(['name', 'id', 'a converged pre-copy ends in', 'description'], result.scenarios.map((s) => [s.scenario.name, s.scenario.id, convergenceEnd(s.scenario), s.scenario.description])),
     '',
     '## Summary\n',
     summaryTable(labels, result.scenarios),

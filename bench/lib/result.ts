@@ -157,8 +157,14 @@ export interface ScenarioParams {
    * postcopy-switchover parameter). Absent: mgmt.
    */
   switchover?: 'mgmt' | 'qemu';
-  /** hybrid: seconds of pre-copy before the management side switches. */
+  /** hybrid: seconds of pre-copy before the switch (by the management side, or QEMU's postcopy-deadline). */
   switch_after_s?: number;
+  /**
+   * postcopy/hybrid: a pre-copy phase that converges switches through
+   * post-copy instead of stop-and-copy (heca's postcopy-on-convergence
+   * parameter). Absent: false, stop-and-copy as upstream.
+   */
+  postcopy_on_convergence?: boolean;
   /** precopy: give up after this many seconds without convergence. */
   converge_timeout_s: number;
   description: string;

@@ -8,8 +8,9 @@
  *   mgmt-hybridT   pre-copy for T s, then the management side calls migrate-start-postcopy
  * heca's modes, decided inside QEMU (qemu-patches: postcopy-switchover):
  *   full           postcopy-switchover=immediate: no pre-copy pass at all
- *   hybridT        postcopy-switchover=deadline, postcopy-deadline=T s; a pre-copy
- *                  that converges earlier switches through post-copy, not stop-and-copy
+ *   hybridT        postcopy-switchover=deadline, postcopy-deadline=T s, and
+ *                  postcopy-on-convergence=true: a pre-copy that converges earlier
+ *                  switches through post-copy, never stop-and-copy
  */
 import { HecaError } from '../../tools/lib/errors.ts';
 import type { ScenarioParams } from './result.ts';
@@ -19,18 +20,28 @@ export interface ScenarioSpec {
   /** postcopy/hybrid: who decides the switch (default mgmt). */
   switchover?: ScenarioParams['switchover'];
   switch_after_s?: number;
+  /** postcopy/hybrid: a converged pre-copy switches through post-copy (heca; default false). */
+  postcopy_on_convergence?: boolean;
   converge_timeout_s: number;
 }
 
 export function scenarioId(s: ScenarioSpec): string {
+  // It changes the experiment, so it is part of the id; absent, the ids stay as they were.
+  const onConvergence = s.postcopy_on_convergence ? '-on-convergence' : '';
   switch (s.mode) {
     case 'precopy':
       return `precopy-timeout${s.converge_timeout_s}s`;
     case 'postcopy':
-      return s.switchover === 'qemu' ? 'postcopy-qemu-immediate' : 'postcopy-immediate';
+      return (s.switchover === 'qemu' ? 'postcopy-qemu-immediate' : 'postcopy-immediate') + onConvergence;
     case 'hybrid':
-      return s.switchover === 'qemu' ? `hybrid-qemu-deadline${s.switch_after_s}s` : `hybrid-mgmt-switch${s.switch_after_s}s`;
+      return (s.switchover === 'qemu' ? `hybrid-qemu-deadline${s.switch_after_s}s` : `hybrid-mgmt-switch${s.switch_after_s}s`) + onConvergence;
   }
+}
+
+/** What a pre-copy phase that converges ends in, for the report. */
+export function convergenceEnd(s: ScenarioSpec): string {
+  if (s.mode === 'postcopy') return '– (post-copy from the start)';
+  return s.mode === 'hybrid' && s.postcopy_on_convergence ? 'switch through post-copy (postcopy-on-convergence)' : 'stop-and-copy';
 }
 
 function make(name: string, spec: ScenarioSpec, description: string): ScenarioParams {
@@ -41,8 +52,8 @@ export const SCENARIOS: readonly ScenarioParams[] = [
   make('precopy', { mode: 'precopy', converge_timeout_s: 120 }, 'upstream pre-copy; cancelled as "not converged" after 120 s'),
   make('postcopy', { mode: 'postcopy', converge_timeout_s: 0 }, 'upstream post-copy: migrate-start-postcopy right after migrate'),
   make('full', { mode: 'postcopy', switchover: 'qemu', converge_timeout_s: 0 }, 'heca full post-copy: QEMU switches right after setup (postcopy-switchover=immediate)'),
-  make('hybrid10', { mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, converge_timeout_s: 0 }, 'heca hybrid: QEMU switches after 10 s of pre-copy, or on convergence (postcopy-switchover=deadline)'),
-  make('hybrid60', { mode: 'hybrid', switchover: 'qemu', switch_after_s: 60, converge_timeout_s: 0 }, 'heca hybrid: QEMU switches after 60 s of pre-copy, or on convergence (postcopy-switchover=deadline)'),
+  make('hybrid10', { mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, postcopy_on_convergence: true, converge_timeout_s: 0 }, 'heca hybrid: QEMU switches after 10 s of pre-copy, or through post-copy as soon as pre-copy converges, never stop-and-copy (postcopy-switchover=deadline, postcopy-on-convergence)'),
+  make('hybrid60', { mode: 'hybrid', switchover: 'qemu', switch_after_s: 60, postcopy_on_convergence: true, converge_timeout_s: 0 }, 'heca hybrid: QEMU switches after 60 s of pre-copy, or through post-copy as soon as pre-copy converges, never stop-and-copy (postcopy-switchover=deadline, postcopy-on-convergence)'),
   make('mgmt-hybrid10', { mode: 'hybrid', switch_after_s: 10, converge_timeout_s: 0 }, 'pre-copy for 10 s, then the management side calls migrate-start-postcopy'),
   make('mgmt-hybrid60', { mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }, 'pre-copy for 60 s, then the management side calls migrate-start-postcopy'),
 ];
@@ -52,7 +63,8 @@ export const DEFAULT_SCENARIOS = SCENARIOS.map((s) => s.name);
 
 export function listScenarios(): string {
   const w = Math.max(...SCENARIOS.map((s) => s.name.length));
-  return SCENARIOS.map((s) => `  ${s.name.padEnd(w)}  ${s.id.padEnd(26)} ${s.description}`).join('\n');
+  const wid = Math.max(...SCENARIOS.map((s) => s.id.length));
+  return SCENARIOS.map((s) => `  ${s.name.padEnd(w)}  ${s.id.padEnd(wid)}  ${s.description}`).join('\n');
 }
 
 /** Resolve a comma-separated list of scenario names; unknown names list what exists. */

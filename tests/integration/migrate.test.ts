@@ -110,7 +110,7 @@ test('heca full post-copy: QEMU switches by itself, no pre-copy pass, post-copy 
   assert.ok(p.background_pages! > 0, 'no pre-copy pass: the background stream sent pages');
 });
 
-test('heca hybrid: a pre-copy that converges switches through post-copy, not stop-and-copy', async () => {
+test('heca hybrid (postcopy-on-convergence): a pre-copy that converges switches through post-copy, not stop-and-copy', async () => {
   const rec = await migrate('hybrid60', 'light');
   assertClean(rec);
   assert.ok(rec.total_time_ms !== null && rec.total_time_ms < 60_000, 'converged long before the deadline');

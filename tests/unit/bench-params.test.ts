@@ -6,6 +6,7 @@ import { checkMemory, memAvailableMib } from '../../bench/lib/host.ts';
 import { parseScenarios, scenarioId, SCENARIOS } from '../../bench/lib/scenarios.ts';
 import { GUEST_OVERHEAD_MIB, makeWorkload } from '../../bench/lib/workloads.ts';
 import { vmArgs } from '../../bench/lib/vm.ts';
+import { hecaParameters, missingHecaParameter } from '../../bench/lib/engine.ts';
 import { errorOf } from '../helpers.ts';
 
 
@@ -16,9 +17,31 @@ test('scenario ids derive from parameters and are unique', () => {
   assert.is(scenarioId({ mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }), 'hybrid-mgmt-switch60s');
   assert.is(scenarioId({ mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, converge_timeout_s: 0 }), 'hybrid-qemu-deadline10s');
   assert.is(scenarioId({ mode: 'postcopy', switchover: 'qemu', converge_timeout_s: 0 }), 'postcopy-qemu-immediate');
+  assert.is(scenarioId({ mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, postcopy_on_convergence: true, converge_timeout_s: 0 }), 'hybrid-qemu-deadline10s-on-convergence', 'on-convergence changes the experiment');
+  assert.equal(SCENARIOS.map((s) => s.id), [
+    'precopy-timeout120s', 'postcopy-immediate', 'postcopy-qemu-immediate', 'hybrid-qemu-deadline10s-on-convergence',
+    'hybrid-qemu-deadline60s-on-convergence', 'hybrid-mgmt-switch10s', 'hybrid-mgmt-switch60s',
+  ]);
   assert.equal(SCENARIOS.map((s) => s.name), ['precopy', 'postcopy', 'full', 'hybrid10', 'hybrid60', 'mgmt-hybrid10', 'mgmt-hybrid60']);
   const [p] = parseScenarios('precopy', 30);
   assert.is(p!.id, 'precopy-timeout30s', 'a changed parameter changes the id');
+});
+
+test('heca parameters: hybridT switches by deadline and through post-copy on convergence; full by itself; upstream ones none', () => {
+  const of = (name: string) => hecaParameters(SCENARIOS.find((s) => s.name === name)!);
+  assert.equal(of('hybrid10'), { 'postcopy-deadline': 10_000, 'postcopy-switchover': 'deadline', 'postcopy-on-convergence': true });
+  assert.equal(of('hybrid60'), { 'postcopy-deadline': 60_000, 'postcopy-switchover': 'deadline', 'postcopy-on-convergence': true });
+  assert.equal(of('full'), { 'postcopy-switchover': 'immediate' });
+  for (const n of ['precopy', 'postcopy', 'mgmt-hybrid10', 'mgmt-hybrid60']) assert.is(of(n), undefined, n);
+  for (const n of ['hybrid10', 'hybrid60']) assert.match(SCENARIOS.find((s) => s.name === n)!.description, 'through post-copy as soon as pre-copy converges, never stop-and-copy');
+});
+
+test('a QEMU without one of heca\'s parameters is told apart from other refusals', () => {
+  assert.is(missingHecaParameter("Parameter 'postcopy-on-convergence' is unexpected"), 'postcopy-on-convergence', 'a heca build from before the parameter');
+  assert.is(missingHecaParameter("Parameter 'postcopy-switchover' is unexpected"), 'postcopy-switchover', 'upstream QEMU');
+  assert.is(missingHecaParameter("Parameter 'postcopy-deadline' is unexpected"), 'postcopy-deadline');
+  assert.is(missingHecaParameter("Parameter 'max-bandwidth' is unexpected"), undefined);
+  assert.is(missingHecaParameter("Parameter 'postcopy-switchover' does not accept value 'sometimes'"), undefined);
 });
 
 test('unknown scenario lists the ones that exist', () => {

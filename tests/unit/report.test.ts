@@ -41,7 +41,7 @@ test('tables escape pipes', () => {
 test('the report puts failures first and draws every chart', async () => {
   const pre = fixtureScenario('precopy', 'precopy', [fixtureRun(1, { status: 'not-converged', total: null }), fixtureRun(2, { status: 'not-converged', total: null })]);
   const post = fixtureScenario('postcopy', 'postcopy', [fixtureRun(1, { total: 2000 }), fixtureRun(2, { status: 'failed', bad: 3, reason: 'integrity check failed: 3 bad page(s)' })]);
-  const hyb = fixtureScenario('hybrid10', 'hybrid', [fixtureRun(1, { total: 12000 }), fixtureRun(2, { status: 'failed', total: null, reason: 'QEMU destination exited mid-migration' })]);
+  const hyb = fixtureScenario('hybrid10', 'hybrid', [fixtureRun(1, { total: 12000 }), fixtureRun(2, { status: 'failed', total: null, reason: 'QEMU destination exited mid-migration' })], { switchover: 'qemu', postcopy_on_convergence: true });
   const scenarios = [pre, post, hyb];
   for (const s of scenarios) s.summary = summarize(s.runs, MEM_MIB);
   const result = { ...fixtureResult(scenarios), comparison: compareScenarios(scenarios, baselineIndex(scenarios)) };
@@ -55,6 +55,9 @@ test('the report puts failures first and draws every chart', async () => {
   assert.match(md, '## Ratios to postcopy-immediate');
   assert.match(md, '| total time | – | 6.00× |', 'precopy has no completed pair; hybrid10 r1 12 s vs 2 s');
   assert.match(md, '0 / 2 / 0', 'precopy: none completed, two not converged');
+  assert.match(md, '| hybrid10 | hybrid-qemu-deadline10s-on-convergence | switch through post-copy (postcopy-on-convergence) |', 'heca hybrid: convergence switches through post-copy');
+  assert.match(md, '| precopy | precopy-timeout120s | stop-and-copy |');
+  assert.match(md, '| postcopy | postcopy-immediate | – (post-copy from the start) |');
   const charts = readdirSync(join(out, 'charts')).sort();
   assert.equal(charts, ['bytes.png', 'downtime.png', 'fault-latency-cdf.png', 'migration-time.png', 'pages.png', 'postcopy-pages.png', 'timeline-hybrid10.png', 'timeline-postcopy.png', 'timeline-precopy.png', 'wire-over-ram.png']);
   for (const c of charts) {
