@@ -1,9 +1,9 @@
 /**
  * QEMU's own migration qtests, built from the patched tree (make build), run
- * against the patched qemu-system-x86_64: heca's postcopy-switchover tests
- * (full, hybrid with deadline, on-convergence switch, invalid input) and the
- * upstream post-copy tests next to them, which must keep passing. Each qtest
- * path is one test here, so a failure names it.
+ * against the patched qemu-system-x86_64: heca's postcopy-switchover and
+ * statistics tests, the preempt-wait tests, and the upstream post-copy tests
+ * next to them, which must keep passing. Each qtest path is one test here, so
+ * a failure names it.
  */
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,15 +29,32 @@ function writeWrapper(): void {
   chmodSync(qemu, 0o755);
 }
 
-/** The paths heca adds and the upstream post-copy tests that share their code. */
+/**
+ * The paths heca adds (the switchover modes with preempt and recovery,
+ * on-convergence on and off, a destination without postcopy-ram, the
+ * parameters, the preempt wait that must not hang) and the upstream
+ * post-copy tests that share their code. Most are in QEMU's full set
+ * (--full), not its smoke set.
+ */
 const PATHS = [
   '/x86_64/migration/postcopy/switchover/invalid',
-  '/x86_64/migration/postcopy/switchover/immediate',
-  '/x86_64/migration/postcopy/switchover/deadline',
-  '/x86_64/migration/postcopy/switchover/converge',
+  '/x86_64/migration/postcopy/switchover/global',
+  '/x86_64/migration/postcopy/switchover/immediate/plain',
+  '/x86_64/migration/postcopy/switchover/immediate/preempt',
+  '/x86_64/migration/postcopy/switchover/immediate/recovery',
+  '/x86_64/migration/postcopy/switchover/immediate/preempt-recovery',
+  '/x86_64/migration/postcopy/switchover/deadline/plain',
+  '/x86_64/migration/postcopy/switchover/deadline/cancel',
+  '/x86_64/migration/postcopy/switchover/deadline/change',
+  '/x86_64/migration/postcopy/switchover/converge/on',
+  '/x86_64/migration/postcopy/switchover/converge/off',
+  '/x86_64/migration/postcopy/switchover/dest-without-postcopy',
+  '/x86_64/migration/postcopy/preempt/unanswered/cancel',
+  '/x86_64/migration/postcopy/preempt/unanswered/close',
   '/x86_64/migration/postcopy/plain',
   '/x86_64/migration/postcopy/preempt/plain',
   '/x86_64/migration/postcopy/recovery/plain',
+  '/x86_64/migration/postcopy/preempt/recovery/plain',
 ];
 
 test.before(async () => {
@@ -48,14 +65,14 @@ test.before(async () => {
 });
 
 test('migration-test lists every path this suite runs', async () => {
-  const r = await run(binary, ['-l'], { env: { QTEST_QEMU_BINARY: qemu }, timeoutMs: 60_000 });
+  const r = await run(binary, ['--full', '-l'], { env: { QTEST_QEMU_BINARY: qemu }, timeoutMs: 60_000 });
   for (const p of PATHS) assert.match(r.stdout, p, `${p} is registered`);
 });
 
 for (const p of PATHS) {
   test(`qtest ${p}`, async () => {
     const t = Date.now();
-    const r = await run(binary, ['-p', p], {
+    const r = await run(binary, ['--full', '-p', p], {
       env: { QTEST_QEMU_BINARY: qemu, QTEST_QEMU_IMG: '' },
       allowFail: true,
       timeoutMs: 10 * 60_000,
