@@ -9,14 +9,14 @@
  */
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { main, parseFlags, UsageError } from '../tools/lib/cli.ts';
-import { HecaError } from '../tools/lib/errors.ts';
-import { info, warn } from '../tools/lib/log.ts';
-import { writeCharts } from './lib/charts.ts';
-import { mdTable, problems, ratioTable, summaryTable } from './lib/format.ts';
-import { environmentTable } from './lib/report.ts';
-import { RESULT_SCHEMA_VERSION, type BenchResult, type Comparison, type Environment, type ScenarioResult } from './lib/result.ts';
-import { baselineIndex, compareScenarios } from './lib/stats.ts';
+import { main, parseFlags, UsageError } from '../tools/core/cli.ts';
+import { HecaError } from '../tools/core/errors.ts';
+import { info, warn } from '../tools/core/log.ts';
+import { writeCharts } from './report/charts.ts';
+import { mdTable, problems, ratioTable, summaryTable } from './report/format.ts';
+import { environmentTable } from './report/report.ts';
+import { RESULT_SCHEMA_VERSION, type BenchResult, type Comparison, type Environment, type ScenarioResult } from './results/schema.ts';
+import { baselineIndex, compareScenarios } from './results/stats.ts';
 
 const usage = `  npx tsx bench/compare.ts RESULT [RESULT...] [--out DIR] [--baseline NAME|N]
     RESULT           a result.json written by bench/run.ts, or its directory

@@ -11,25 +11,25 @@
  */
 import { mkdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { intFlag, main, parseFlags, UsageError } from '../tools/lib/cli.ts';
-import { HecaError } from '../tools/lib/errors.ts';
-import { probe, setDryRun, spawnLogged, isDryRun, showCommand } from '../tools/lib/exec.ts';
-import { info, setVerbose, warn } from '../tools/lib/log.ts';
-import { buildDir, qemuBinary } from '../tools/lib/paths.ts';
-import { chooseAccel, parseAccel } from './lib/accel.ts';
-import { runOnce, type RunContext } from './lib/engine.ts';
-import { ensureGuestImage, guestAppend } from './lib/guest-image.ts';
-import { checkMemory, hostFacts, requireRoot } from './lib/host.ts';
-import { assertLinkSupported, describeLink, LINK_NAMES, parseLink } from './lib/links.ts';
-import { writeReport } from './lib/report.ts';
-import { RESULT_SCHEMA_VERSION, type BenchResult, type Environment, type RunRecord, type ScenarioResult } from './lib/result.ts';
-import { DEFAULT_SCENARIOS, listScenarios, parseScenarios } from './lib/scenarios.ts';
-import { baselineIndex, compareScenarios, summarize } from './lib/stats.ts';
-import { measureLink } from './lib/link-probes.ts';
-import { LocalTestbed } from './lib/testbed-local.ts';
-import { NestedTestbed } from './lib/testbed-nested.ts';
-import { Vm, vmArgs } from './lib/vm.ts';
-import { listWorkloads, makeWorkload } from './lib/workloads.ts';
+import { intFlag, main, parseFlags, UsageError } from '../tools/core/cli.ts';
+import { HecaError } from '../tools/core/errors.ts';
+import { probe, setDryRun, spawnLogged, isDryRun, showCommand } from '../tools/core/exec.ts';
+import { info, setVerbose, warn } from '../tools/core/log.ts';
+import { buildDir, qemuBinary } from '../tools/core/paths.ts';
+import { chooseAccel, parseAccel } from './engine/accel.ts';
+import { runOnce, type RunContext } from './engine/run-once.ts';
+import { ensureGuestImage, guestAppend } from './guest/image.ts';
+import { checkMemory, hostFacts, requireRoot } from './testbed/host.ts';
+import { assertLinkSupported, describeLink, LINK_NAMES, parseLink } from './testbed/links.ts';
+import { writeReport } from './report/report.ts';
+import { RESULT_SCHEMA_VERSION, type BenchResult, type Environment, type RunRecord, type ScenarioResult } from './results/schema.ts';
+import { DEFAULT_SCENARIOS, listScenarios, parseScenarios } from './scenario/catalog.ts';
+import { baselineIndex, compareScenarios, summarize } from './results/stats.ts';
+import { measureLink } from './testbed/nested/link-probes.ts';
+import { LocalTestbed } from './testbed/local/testbed.ts';
+import { NestedTestbed } from './testbed/nested/testbed.ts';
+import { Vm, vmArgs } from './guest/vm.ts';
+import { listWorkloads, makeWorkload } from './scenario/workloads.ts';
 
 const usage = `  npx tsx bench/run.ts [options]
     --scenario LIST    comma-separated scenario names, or "all" (default: all)

@@ -1,6 +1,6 @@
 /** Small helpers shared by the test suites. */
 import * as assert from 'uvu/assert';
-import { HecaError } from '../tools/lib/errors.ts';
+import { HecaError } from '../tools/core/errors.ts';
 
 /** The HecaError that `fn` throws; fails the test if it throws nothing or something else. */
 export function errorOf(fn: () => unknown): HecaError {

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { BenchResult } from '../../bench/lib/result.ts';
-import { probe } from '../../tools/lib/exec.ts';
-import { repoRoot } from '../../tools/lib/paths.ts';
+import type { BenchResult } from '../../bench/results/schema.ts';
+import { probe } from '../../tools/core/exec.ts';
+import { repoRoot } from '../../tools/core/paths.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'heca-bench-cli-'));
 const RUN = join(repoRoot, 'bench', 'run.ts');

@@ -9,8 +9,8 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { run } from '../../tools/lib/exec.ts';
-import { buildDir, firmwareDirs } from '../../tools/lib/paths.ts';
+import { run } from '../../tools/core/exec.ts';
+import { buildDir, firmwareDirs } from '../../tools/core/paths.ts';
 
 const bdir = join(buildDir(), 'qemu', 'build');
 const binary = join(bdir, 'tests', 'qtest', 'migration-test');

@@ -1,12 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HecaError } from '../../tools/lib/errors.ts';
-import { parseAccel } from '../../bench/lib/accel.ts';
-import { checkMemory, memAvailableMib } from '../../bench/lib/host.ts';
-import { parseScenarios, scenarioId, SCENARIOS } from '../../bench/lib/scenarios.ts';
-import { GUEST_OVERHEAD_MIB, makeWorkload } from '../../bench/lib/workloads.ts';
-import { vmArgs } from '../../bench/lib/vm.ts';
-import { hecaParameters, missingHecaParameter } from '../../bench/lib/engine.ts';
+import { HecaError } from '../../tools/core/errors.ts';
+import { parseAccel } from '../../bench/engine/accel.ts';
+import { checkMemory, memAvailableMib } from '../../bench/testbed/host.ts';
+import { parseScenarios, scenarioId, SCENARIOS } from '../../bench/scenario/catalog.ts';
+import { GUEST_OVERHEAD_MIB, makeWorkload } from '../../bench/scenario/workloads.ts';
+import { vmArgs } from '../../bench/guest/vm.ts';
+import { hecaParameters, missingHecaParameter } from '../../bench/engine/run-once.ts';
 import { errorOf } from '../helpers.ts';
 
 

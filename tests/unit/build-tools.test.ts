@@ -3,14 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compareDebVersions, upstreamVersion } from '../../tools/lib/debver.ts';
-import { HecaError } from '../../tools/lib/errors.ts';
-import { parseAmFailure } from '../../tools/lib/gittree.ts';
-import { parseConfig, unmetOptions } from '../../tools/lib/build-kernel.ts';
-import { parseNinjaProgress, qemuConfigureFlags } from '../../tools/lib/build-qemu.ts';
-import { formProblems, parsePatchFile } from '../../tools/lib/patch-check.ts';
-import { parseSeriesFile, readSeries } from '../../tools/lib/series.ts';
-import { newestInSeries, parseShowsrcVersions } from '../../tools/lib/sources.ts';
+import { compareDebVersions, upstreamVersion } from '../../tools/source/debver.ts';
+import { HecaError } from '../../tools/core/errors.ts';
+import { parseAmFailure } from '../../tools/patch/apply.ts';
+import { parseConfig, unmetOptions } from '../../tools/build/kconfig.ts';
+import { parseNinjaProgress, qemuConfigureFlags } from '../../tools/build/qemu.ts';
+import { formProblems, parsePatchFile } from '../../tools/patch/check.ts';
+import { parseSeriesFile, readSeries } from '../../tools/patch/series.ts';
+import { newestInSeries, parseShowsrcVersions } from '../../tools/source/sources.ts';
 
 test('Debian versions compare like dpkg', () => {
   assert.ok(compareDebVersions('1:10.0.13+ds-0+deb13u1', '1:10.0.2+ds-1') > 0);

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { summarize } from '../../bench/lib/stats.ts';
-import { repoRoot } from '../../tools/lib/paths.ts';
+import { summarize } from '../../bench/results/stats.ts';
+import { repoRoot } from '../../tools/core/paths.ts';
 import { fixtureEnv, fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'heca-compare-'));

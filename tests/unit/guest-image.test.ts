@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GuestChannel, parseGuestLine } from '../../bench/lib/guest-channel.ts';
-import { guestAppend, parseAptShow, parseKernelDepends } from '../../bench/lib/guest-image.ts';
-import { HecaError } from '../../tools/lib/errors.ts';
+import { GuestChannel, parseGuestLine } from '../../bench/guest/channel.ts';
+import { guestAppend, parseAptShow, parseKernelDepends } from '../../bench/guest/image.ts';
+import { HecaError } from '../../tools/core/errors.ts';
 import { errorOf } from '../helpers.ts';
 
 

@@ -10,13 +10,13 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HecaError } from '../../tools/lib/errors.ts';
-import { repoRoot } from '../../tools/lib/paths.ts';
-import { chooseL1Accel, freePorts } from '../../bench/lib/host.ts';
-import { hangSign, l1Args, stallSign, l1KernelArgs, type L1Config } from '../../bench/lib/l1-host.ts';
-import { parseQperf, parseReadBw, parseReadLat } from '../../bench/lib/link-probes.ts';
-import { vmArgs, vmSockets, type VmConfig } from '../../bench/lib/vm.ts';
-import { connectOpts, isTcpAddr, tcpAddr } from '../../tools/lib/sockaddr.ts';
+import { HecaError } from '../../tools/core/errors.ts';
+import { repoRoot } from '../../tools/core/paths.ts';
+import { chooseL1Accel, freePorts } from '../../bench/testbed/host.ts';
+import { hangSign, l1Args, stallSign, l1KernelArgs, type L1Config } from '../../bench/testbed/nested/l1-host.ts';
+import { parseQperf, parseReadBw, parseReadLat } from '../../bench/testbed/nested/link-probes.ts';
+import { vmArgs, vmSockets, type VmConfig } from '../../bench/guest/vm.ts';
+import { connectOpts, isTcpAddr, tcpAddr } from '../../tools/core/sockaddr.ts';
 
 const cfg: L1Config = {
   name: 'heca-x1-a', dir: '/tmp/l1a', kernel: '/k/bzImage', accel: 'tcg', memMib: 3072, cpus: 2,
@@ -60,7 +60,7 @@ test('L1 kernel parameters: 9p root, l1-init from the checkout, and the heca_* s
   assert.ok(k.includes('rootfstype=9p'));
   assert.ok(k.includes('ro'));
   assert.ok(k.includes('panic=-1'), 'a panic ends QEMU (with -no-reboot) instead of hanging');
-  assert.ok(k.includes('init=/src/heca/bench/nested/l1-init'));
+  assert.ok(k.includes('init=/src/heca/bench/testbed/nested/l1-init'));
   for (const kv of ['heca_name=heca-x1-a', 'heca_mac=52:54:00:4e:00:01', 'heca_addr=10.214.0.1/24', 'heca_repo=/src/heca', 'heca_shared=/tmp/shared']) {
     assert.ok(k.includes(kv), kv);
   }

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { faultsCell, formatBytes, formatMs, formatStat, formatUs, mdTable } from '../../bench/lib/format.ts';
-import { writeReport } from '../../bench/lib/report.ts';
-import { baselineIndex, compareScenarios, summarize } from '../../bench/lib/stats.ts';
+import { faultsCell, formatBytes, formatMs, formatStat, formatUs, mdTable } from '../../bench/report/format.ts';
+import { writeReport } from '../../bench/report/report.ts';
+import { baselineIndex, compareScenarios, summarize } from '../../bench/results/stats.ts';
 import { fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 
 test('human units', () => {
