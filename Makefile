@@ -1,5 +1,6 @@
 # heca: post-copy live migration over RDMA for QEMU/KVM.
 #   make test    set up the host, build QEMU and the L1 kernel, run every test (what CI runs)
+#   make deps    check the direction of imports (.dependency-cruiser.cjs)
 #   make test-nested  the nested testbed's tests alone
 #   make bench   set up, build, run the default comparison of all scenarios
 SHELL := /bin/bash
@@ -7,7 +8,7 @@ TSX := npx tsx
 BENCH_ARGS ?=
 OUT ?= results/latest
 
-.PHONY: setup build build-kernel typecheck test test-nested test-unit test-integration bench clean
+.PHONY: setup build build-kernel typecheck deps test test-nested test-unit test-integration bench clean
 
 setup:
 	bash tools/setup-host.sh
@@ -21,15 +22,20 @@ build-kernel: setup
 typecheck: setup
 	npx tsc --noEmit
 
+# The layout's rules: no import cycle, no stage importing a later one. A
+# violation names the rule, the file and the import.
+deps: setup
+	npx depcruise tools bench tests --config .dependency-cruiser.cjs --output-type err
+
 test-unit: setup
 	$(TSX) tests/run.ts unit
 
 test-integration: build
 	$(TSX) tests/run.ts integration
 
-# Unit tests, the patch series checks, the integration tests (real QEMU), then
+# The type check, the import rules, unit tests, the patch series checks, the integration tests (real QEMU), then
 # the nested testbed's (two L1 hosts on the heca kernel, an L2 migration).
-test: setup typecheck build build-kernel
+test: setup typecheck deps build build-kernel
 	$(TSX) tools/patches.ts check --qemu
 	$(TSX) tests/run.ts all
 
