@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compareDebVersions, upstreamVersion } from './debver.ts';
 import { HecaError } from '../core/errors.ts';
-import { isDryRun, probe, run } from '../core/exec.ts';
+import { isDryRun, probe, retrying, run } from '../core/exec.ts';
 import { sha256File } from '../core/hash.ts';
 import { info } from '../core/log.ts';
 import { downloadDir } from '../core/paths.ts';
@@ -63,11 +63,12 @@ export async function resolveQemuSource(): Promise<ResolvedSource> {
   const dsc = join(dl, `qemu_${noEpoch}.dsc`);
   if (!existsSync(dsc)) {
     info(`downloading QEMU source ${v}`);
-    await run('apt-get', ['source', '--download-only', `qemu=${v}`], {
+    // A mirror that drops the connection now and then should not fail a build: three tries.
+    await retrying(3, 10_000, () => run('apt-get', ['source', '--download-only', `qemu=${v}`], {
       cwd: dl,
       timeoutMs: 30 * 60_000,
       fix: `check that apt can reach the archive (apt-get update), then rerun; ${setupFix}`,
-    });
+    }));
   }
   return {
     component: 'qemu',
