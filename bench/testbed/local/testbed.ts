@@ -8,33 +8,30 @@
  * Both namespaces use the same /30: they are separate network stacks, and
  * traffic only ever goes between them (nothing is routed to the host).
  *
- * Every testbed records its owner (pid + start time) in /run/heca/testbeds/
- * before it creates anything, so that `LocalTestbed.cleanupStale()` can remove
- * what a killed run left behind. A created testbed is also registered with
- * cleanup.ts, so SIGINT/SIGTERM/a crash destroys it.
+ * Every testbed takes a lease (lease.ts) before it creates anything: its
+ * owner record in /run/heca/testbeds/ names the namespaces, so that
+ * `LocalTestbed.cleanupStale()` can remove what a killed run left behind,
+ * and SIGINT/SIGTERM/a crash destroys it.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pollUntil } from '../../../tools/core/poll.ts';
 import { HecaError } from '../../../tools/core/errors.ts';
 import { isDryRun, run, spawnLogged, type RunOptions, type RunResult, type Spawned } from '../../../tools/core/exec.ts';
 import { debug, info, warn } from '../../../tools/core/log.ts';
-import { onCleanup } from '../cleanup.ts';
-import { procStart } from '../host.ts';
+import { LEASE_ID_RE, ownerAlive, readRecords, reapStale, takeLease, type Lease, type LeaseBook } from '../lease.ts';
 import { assertLinkSupported, describeLink, PROBE_NETNS_RE, requireNetnsHost, shapingArgs } from '../links.ts';
 import type { LinkProfileName } from '../../results/schema.ts';
 import type { RunTestbed } from '../types.ts';
 
 /** Where owner records live (tmpfs: gone after a reboot, like the namespaces). */
 export const OWNER_DIR = '/run/heca/testbeds';
+const LEASES: LeaseBook = { dir: OWNER_DIR, kind: 'testbed' };
 export const SRC_ADDR = '10.213.0.1';
 export const DST_ADDR = '10.213.0.2';
 const PREFIX = 30;
 /** Namespaces this module creates: heca-<id>-src / heca-<id>-dst. */
 const NETNS_RE = /^heca-([a-z0-9]{1,12})-(src|dst)$/;
-const ID_RE = /^[a-z0-9]{1,12}$/;
 
 export interface TestbedNames {
   src: string;
@@ -82,14 +79,10 @@ export interface Throughput {
   bitPerS: number;
 }
 
-interface OwnerRecord {
-  id: string;
-  pid: number;
-  /** /proc/<pid>/stat starttime, to tell a reused pid apart. */
-  pid_start: string | null;
+/** What a local testbed's owner record names, besides its owner. */
+interface LocalHolds {
   netns: string[];
   link: LinkProfileName;
-  created_at: string;
 }
 
 class NetnsHost implements TestbedHost {
@@ -119,7 +112,7 @@ export class LocalTestbed {
   readonly dst: TestbedHost;
   private readonly live = new Set<Spawned>();
   private destroying: Promise<void> | undefined;
-  private unregister: () => void = () => {};
+  private lease: Lease<LocalHolds> | undefined;
 
   private constructor(
     readonly id: string,
@@ -138,7 +131,7 @@ export class LocalTestbed {
    */
   static async create(opts: { link: LinkProfileName; id?: string }): Promise<LocalTestbed> {
     const id = opts.id ?? randomBytes(4).readUInt32BE(0).toString(36);
-    if (!ID_RE.test(id)) {
+    if (!LEASE_ID_RE.test(id)) {
       throw new HecaError(`testbed id "${id}" is not valid`, { why: 'it must be 1-12 lowercase letters or digits (it becomes part of 15-character interface names)' });
     }
     const bed = new LocalTestbed(id, opts.link);
@@ -146,9 +139,8 @@ export class LocalTestbed {
     if (!dry) {
       requireNetnsHost('the local testbed');
       await assertLinkSupported(opts.link);
-      writeOwner({ id, pid: process.pid, pid_start: procStart(process.pid), netns: [bed.names.src, bed.names.dst], link: opts.link, created_at: new Date().toISOString() });
+      bed.lease = takeLease<LocalHolds>(LEASES, id, { netns: [bed.names.src, bed.names.dst], link: opts.link }, () => bed.destroy());
     }
-    bed.unregister = onCleanup(() => bed.destroy(), `testbed ${id}`);
     try {
       await bed.setUp();
     } catch (e) {
@@ -255,12 +247,11 @@ export class LocalTestbed {
       const errors: unknown[] = [];
       for (const ns of [this.names.src, this.names.dst]) await removeNetns(ns).catch((e: unknown) => errors.push(e));
       if (errors.length) {
-        // Keep the owner record: once this process is gone, cleanupStale() retries.
+        // Keep the lease: once this process is gone, cleanupStale() retries.
         this.destroying = undefined;
         throw errors[0];
       }
-      if (!isDryRun()) removeOwner(this.id);
-      this.unregister();
+      this.lease?.release();
       debug(`testbed ${this.id}: destroyed`);
     })();
     return this.destroying;
@@ -276,25 +267,21 @@ export class LocalTestbed {
     if (isDryRun()) return [];
     requireNetnsHost('cleaning up stale testbeds');
     const netns = await listNetns();
-    const owners = readOwners();
-    const ids = new Set(owners.keys());
-    for (const n of netns) {
-      const m = NETNS_RE.exec(n);
-      if (m?.[1]) ids.add(m[1]);
-    }
-    const removed: string[] = [];
-    for (const id of [...ids].sort()) {
-      const o = owners.get(id);
-      if (o && ownerAlive(o)) continue;
+    const removeOf = async (id: string) => {
       const names = testbedNames(id);
       for (const ns of [names.src, names.dst]) if (netns.includes(ns)) await removeNetns(ns);
-      removeOwner(id);
-      removed.push(id);
-    }
+    };
+    const reaped = await reapStale<LocalHolds>(LEASES, removeOf);
+    // Namespaces of ours that no record names (a record lost with /run): stale too.
+    const held = readRecords(LEASES);
+    const orphans = [...new Set(netns.map((n) => NETNS_RE.exec(n)?.[1]).filter((id): id is string => id !== undefined))]
+      .filter((id) => !held.has(id) && !reaped.includes(id));
+    for (const id of orphans) await removeOf(id);
     for (const n of netns) {
       const pid = Number(PROBE_NETNS_RE.exec(n)?.[1] ?? NaN);
-      if (Number.isInteger(pid) && !pidAlive(pid)) await removeNetns(n);
+      if (Number.isInteger(pid) && !ownerAlive({ pid, pid_start: null })) await removeNetns(n);
     }
+    const removed = [...reaped, ...orphans].sort();
     if (removed.length) info(`removed ${removed.length} stale testbed(s) of earlier runs: ${removed.join(', ')}`);
     return removed;
   }
@@ -386,57 +373,6 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-/* Owner records. */
-
-function ownerFile(id: string): string {
-  return join(OWNER_DIR, `${id}.json`);
-}
-
-function writeOwner(o: OwnerRecord): void {
-  mkdirSync(OWNER_DIR, { recursive: true });
-  writeFileSync(ownerFile(o.id), `${JSON.stringify(o, null, 2)}\n`);
-}
-
-function removeOwner(id: string): void {
-  rmSync(ownerFile(id), { force: true });
-}
-
-/** Owner records by id; an unreadable one maps to undefined (treated as stale). */
-function readOwners(): Map<string, OwnerRecord | undefined> {
-  const m = new Map<string, OwnerRecord | undefined>();
-  let files: string[];
-  try {
-    files = readdirSync(OWNER_DIR);
-  } catch {
-    return m;
-  }
-  for (const f of files) {
-    const id = f.replace(/\.json$/, '');
-    if (!f.endsWith('.json') || !ID_RE.test(id)) continue;
-    try {
-      const o = JSON.parse(readFileSync(join(OWNER_DIR, f), 'utf8')) as OwnerRecord;
-      m.set(id, typeof o.pid === 'number' ? o : undefined);
-    } catch {
-      m.set(id, undefined);
-    }
-  }
-  return m;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function ownerAlive(o: OwnerRecord): boolean {
-  if (!pidAlive(o.pid)) return false;
-  return o.pid_start === null || procStart(o.pid) === o.pid_start;
 }
 
 /** A fresh local testbed shaped to `link`, as the engine's view of one run (destroyed with it). */

@@ -7,19 +7,19 @@
  *
  *   heca-<id>-a [link0 10.214.0.1/24, rxe0] ==dgram== [link0 10.214.0.2/24, rxe0] heca-<id>-b
  *
- * Every testbed records its owner and QEMU pids in /run/heca/nested/ before
- * it starts anything, so NestedTestbed.cleanupStale() can stop what a killed
- * run left; a created testbed is registered with cleanup.ts (Ctrl-C, crash).
+ * Every testbed takes a lease (lease.ts) before it starts anything: its owner
+ * record in /run/heca/nested/ names the L1 QEMUs, so NestedTestbed.cleanupStale()
+ * can stop what a killed run left, and Ctrl-C or a crash powers them off.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pollUntil } from '../../../tools/core/poll.ts';
 import { HecaError } from '../../../tools/core/errors.ts';
 import { info, warn } from '../../../tools/core/log.ts';
 import { buildDir, qemuBinary } from '../../../tools/core/paths.ts';
-import { onCleanup } from '../cleanup.ts';
-import { chooseL1Accel, freePorts, procStart } from '../host.ts';
+import { chooseL1Accel, freePorts } from '../host.ts';
+import { LEASE_ID_RE, reapStale, takeLease, type Lease, type LeaseBook } from '../lease.ts';
 import type { Spawned } from '../../../tools/core/exec.ts';
 import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
@@ -32,7 +32,6 @@ export const NESTED_OWNER_DIR = '/run/heca/nested';
 export const A_ADDR = '10.214.0.1';
 export const B_ADDR = '10.214.0.2';
 const PREFIX = 24;
-const ID_RE = /^[a-z0-9]{1,12}$/;
 
 export interface NestedOptions {
   link: LinkProfileName;
@@ -81,18 +80,19 @@ export function l1KernelPath(): string {
   return join(buildDir(), 'kernel', 'bzImage');
 }
 
-interface OwnerRecord {
-  id: string;
-  pid: number;
-  pid_start: string | null;
-  qemu_pids: number[];
+/** What a nested testbed's owner record names, besides its owner: its L1 QEMUs. */
+interface NestedHolds {
+  /** The L1 QEMUs' -name: found by it in /proc when stale (also while they were still booting). */
   names: string[];
-  created_at: string;
+  /** Their pids, once up. */
+  qemu_pids: number[];
 }
+
+const LEASES: LeaseBook = { dir: NESTED_OWNER_DIR, kind: 'nested testbed' };
 
 export class NestedTestbed {
   private destroying: Promise<void> | undefined;
-  private unregister: () => void = () => {};
+  private lease: Lease<NestedHolds> | undefined;
 
   private constructor(
     readonly id: string,
@@ -119,7 +119,7 @@ export class NestedTestbed {
     }
     const qemu = qemuBinary();
     const id = opts.id ?? randomBytes(4).toString('hex').slice(0, 7);
-    if (!ID_RE.test(id)) throw new HecaError(`bad testbed id ${id}`, { why: 'ids are 1-12 lower-case letters or digits' });
+    if (!LEASE_ID_RE.test(id)) throw new HecaError(`bad testbed id ${id}`, { why: 'ids are 1-12 lower-case letters or digits' });
     await NestedTestbed.cleanupStale();
     const accel = opts.accel ?? chooseL1Accel();
     const started = Date.now();
@@ -137,43 +137,42 @@ export class NestedTestbed {
     const cfgA = { ...common, name: `heca-${id}-a`, dir: mk('a'), link: { mac: '52:54:00:4e:00:01', addr: `${A_ADDR}/${PREFIX}`, localPort: pa!, remotePort: pb! }, mgmt: { mac: '52:54:00:4e:01:01', forwards: forwards(0) } };
     const cfgB = { ...common, name: `heca-${id}-b`, dir: mk('b'), link: { mac: '52:54:00:4e:00:02', addr: `${B_ADDR}/${PREFIX}`, localPort: pb!, remotePort: pa! }, mgmt: { mac: '52:54:00:4e:01:02', forwards: forwards(2) } };
 
-    const owner: OwnerRecord = { id, pid: process.pid, pid_start: procStart(process.pid), qemu_pids: [], names: [cfgA.name, cfgB.name], created_at: new Date().toISOString() };
-    mkdirSync(NESTED_OWNER_DIR, { recursive: true });
-    const ownerFile = join(NESTED_OWNER_DIR, `${id}.json`);
-    writeFileSync(ownerFile, JSON.stringify(owner));
-
+    // Whatever is up is powered off on Ctrl-C or a crash, from the first boot on.
+    const up: L1Host[] = [];
+    const powerOff = () => Promise.all(up.map((h) => h.shutdown().catch(() => undefined)));
+    const lease: Lease<NestedHolds> = takeLease<NestedHolds>(LEASES, id, { names: [cfgA.name, cfgB.name], qemu_pids: [] }, async () => {
+      await powerOff();
+      lease.release();
+    });
     const bootTimeoutMs = opts.bootTimeoutMs ?? 90_000;
     const attempts = opts.bootAttempts ?? 3;
     info(`booting L1 hosts ${cfgA.name} and ${cfgB.name} (${accel.accel}, ${common.memMib} MiB, ${common.cpus} CPUs each; link ports ${pa}<->${pb})`);
-    const boots = [L1Host.bootRetrying(qemu, cfgA, { bootTimeoutMs, attempts }), L1Host.bootRetrying(qemu, cfgB, { bootTimeoutMs, attempts })];
-    const settled = await Promise.allSettled(boots);
-    const up = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    owner.qemu_pids = up.map((h) => h.proc.pid);
-    writeFileSync(ownerFile, JSON.stringify(owner));
+    const boot = async (cfg: typeof cfgA) => {
+      const h = await L1Host.bootRetrying(qemu, cfg, { bootTimeoutMs, attempts });
+      up.push(h);
+      lease.update({ qemu_pids: up.map((x) => x.proc.pid) });
+      return h;
+    };
+    const settled = await Promise.allSettled([boot(cfgA), boot(cfgB)]);
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) {
-      await Promise.all(up.map((h) => h.shutdown().catch(() => undefined)));
-      rmSync(ownerFile, { force: true });
+      await powerOff();
+      lease.release();
       throw (failed as PromiseRejectedResult).reason;
     }
-    const [a, b] = up as [L1Host, L1Host];
-    const unregister = onCleanup(async () => {
-      await Promise.all([a.shutdown(), b.shutdown()]);
-      rmSync(ownerFile, { force: true });
-    }, `nested testbed ${id}`);
+    const [a, b] = settled.map((s) => (s as PromiseFulfilledResult<L1Host>).value) as [L1Host, L1Host];
     try {
       const [fa, fb] = await Promise.all([setUpHost(a, opts.link), setUpHost(b, opts.link)]);
       await a.agent.exec(['busybox', 'ping', '-c', '2', '-W', '5', B_ADDR], { timeoutMs: 20_000 }).catch((e: unknown) => {
         throw new HecaError(`L1 host ${a.name} cannot reach ${b.name} over the link`, { why: (e as Error).message, fix: `check the dgram ports ${pa}/${pb} and both console logs in ${opts.dir}` });
       });
       const bed = new NestedTestbed(id, opts.link, opts.dir, shared, accel, a, b, { a: fa, b: fb }, Date.now() - started);
-      bed.unregister = unregister;
+      bed.lease = lease;
       info(`nested testbed ${id} up in ${(bed.upMs / 1000).toFixed(1)} s: ${describeLink(opts.link)}; rxe0 ${fa.rxe.state}/${fb.rxe.state}; nested KVM ${fa.nested_kvm && fb.nested_kvm ? 'yes' : 'NO'}`);
       return bed;
     } catch (e) {
-      unregister();
-      await Promise.all([a.shutdown(), b.shutdown()]);
-      rmSync(ownerFile, { force: true });
+      await powerOff();
+      lease.release();
       throw e;
     }
   }
@@ -236,45 +235,39 @@ export class NestedTestbed {
   destroy(): Promise<void> {
     this.destroying ??= (async () => {
       await Promise.all([this.a.shutdown(), this.b.shutdown()]);
-      rmSync(join(NESTED_OWNER_DIR, `${this.id}.json`), { force: true });
-      this.unregister();
+      this.lease?.release();
     })();
     return this.destroying;
   }
 
   /** Stop the L1 QEMUs of testbeds whose owner process is gone. Returns their ids. */
   static async cleanupStale(): Promise<string[]> {
-    if (!existsSync(NESTED_OWNER_DIR)) return [];
-    const removed: string[] = [];
-    for (const f of readdirSync(NESTED_OWNER_DIR).filter((n) => n.endsWith('.json'))) {
-      let rec: OwnerRecord;
-      try {
-        rec = JSON.parse(readFileSync(join(NESTED_OWNER_DIR, f), 'utf8')) as OwnerRecord;
-      } catch {
-        rmSync(join(NESTED_OWNER_DIR, f), { force: true });
-        continue;
-      }
-      if (procStart(rec.pid) !== null && procStart(rec.pid) === rec.pid_start) continue; // its owner still runs
-      for (const pid of rec.qemu_pids) {
-        let cmd = '';
-        try {
-          cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        } catch {
-          continue;
-        }
-        if (!rec.names.some((n) => cmd.includes(`\0${n}\0`))) continue; // the pid was reused
-        warn(`stopping the L1 QEMU ${pid} left by nested testbed ${rec.id}`);
+    return reapStale<NestedHolds>(LEASES, async (id, rec) => {
+      for (const pid of rec ? qemusNamed(rec.names) : []) {
+        warn(`stopping the L1 QEMU ${pid} left by nested testbed ${id}`);
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
           /* gone meanwhile */
         }
       }
-      rmSync(join(NESTED_OWNER_DIR, f), { force: true });
-      removed.push(rec.id);
-    }
-    return removed;
+    });
   }
+}
+
+/** Pids of the processes run with `-name N` for one of `names` (the L1 QEMUs of one testbed). */
+function qemusNamed(names: string[]): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (names.some((n) => cmd.includes(`\0-name\0${n}\0`))) pids.push(Number(p));
+  }
+  return pids;
 }
 
 /** Shaping, the rxe device, and what the host can do: nested KVM. */
