@@ -4,8 +4,12 @@
  * workload (on these machines /dev/kvm may be a paravirtual KVM that runs
  * SeaBIOS but hangs a stock Linux guest). The reason is recorded in results.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { HecaError } from '../../tools/core/errors.ts';
+import { spawnLogged } from '../../tools/core/exec.ts';
 import { info } from '../../tools/core/log.ts';
+import { Vm } from '../guest/vm.ts';
 import { kvmHostState, type AccelChoice } from '../testbed/host.ts';
 
 export type AccelRequest = 'auto' | 'kvm' | 'tcg';
@@ -16,8 +20,7 @@ export function parseAccel(v: string): AccelRequest {
 }
 
 /** `probeBoot` boots the real guest under KVM and resolves true if it reached `ready` in time. */
-export async function chooseAccel(req: AccelRequest, probeBoot: () => Promise<{ ok: boolean; detail: string }>): Promise<AccelChoice> {
-  const st = kvmHostState();
+export async function chooseAccel(req: AccelRequest, probeBoot: () => Promise<{ ok: boolean; detail: string }>, st = kvmHostState()): Promise<AccelChoice> {
   if (req === 'tcg') return { accel: 'tcg', reason: 'requested with --accel tcg' };
   if (req === 'kvm') {
     if (!st.devKvm) throw new HecaError('--accel kvm but there is no /dev/kvm', { why: 'KVM is not available on this host', fix: 'use --accel tcg or auto' });
@@ -31,4 +34,21 @@ export async function chooseAccel(req: AccelRequest, probeBoot: () => Promise<{ 
     accel: 'tcg',
     reason: `a probe guest did not boot under KVM (${r.detail})${st.pvm ? '; kvm_pvm is loaded: this /dev/kvm is a paravirtual KVM' : ''}`,
   };
+}
+
+/** Boot the guest under KVM (logs in OUT/logs/kvm-probe) and see whether it reaches the workload. */
+export async function probeKvm(qemu: string, guest: { kernel: string; initrd: string }, append: string, out: string): Promise<{ ok: boolean; detail: string }> {
+  const dir = join(out, 'logs', 'kvm-probe');
+  mkdirSync(dir, { recursive: true });
+  const t = Date.now();
+  let vm: Vm | undefined;
+  try {
+    vm = await Vm.start(qemu, { name: 'heca-kvm-probe', dir, accel: 'kvm', memMib: 256, kernel: guest.kernel, initrd: guest.initrd, append }, (c, a, log) => spawnLogged(c, a, { logFile: log }));
+    await vm.guard(vm.channel.waitFor('ready', { timeoutMs: 60_000 }), 'the KVM probe boot');
+    return { ok: true, detail: `ready after ${((Date.now() - t) / 1000).toFixed(1)} s` };
+  } catch (e) {
+    return { ok: false, detail: e instanceof HecaError ? e.message : String(e) };
+  } finally {
+    await vm?.stop();
+  }
 }

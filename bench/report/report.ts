@@ -6,13 +6,13 @@ import { writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { envSubtitle, writeCharts } from './charts.ts';
 import { formatBytes, mdTable, problems, ratioTable, RUN_HEAD, runLine, summaryTable } from './format.ts';
-import type { BenchResult, Environment, WorkloadParams } from '../results/schema.ts';
+import type { BenchResult, Environment, QemuBuild, WorkloadParams } from '../results/schema.ts';
 import { convergenceEnd } from '../scenario/catalog.ts';
 
 export function environmentTable(env: Environment): string {
   const rows: string[][] = [
     ['accelerator', `${env.accel} — ${env.accel_reason}`],
-    ['QEMU', env.qemu_version + (env.qemu_build ? ` (${env.qemu_build.version}; series ${env.qemu_build.patches.length ? env.qemu_build.patches.join(', ') : 'empty'}, sha256 ${env.qemu_build.series_sha256.slice(0, 12)})` : '')],
+    ['QEMU', env.qemu_version + (env.qemu_build ? ` (${qemuBuildText(env.qemu_build)})` : '')],
     ['host kernel', env.kernel_version],
     ['guest kernel', env.guest_kernel],
     ['testbed', env.testbed],
@@ -31,6 +31,12 @@ export function environmentTable(env: Environment): string {
     }
   }
   return mdTable(['', ''], rows);
+}
+
+/** Where the QEMU came from: heca's build and its series, or the binary $HECA_QEMU named. */
+export function qemuBuildText(b: QemuBuild): string {
+  if (b.origin === 'HECA_QEMU') return `HECA_QEMU=${b.path}, binary sha256 ${b.sha256.slice(0, 12)}: not a heca build`;
+  return `${b.version}; series ${b.patches.length ? b.patches.join(', ') : 'empty'}, sha256 ${b.series_sha256.slice(0, 12)}${b.sha256 ? `; binary sha256 ${b.sha256.slice(0, 12)}` : ''}`;
 }
 
 export function workloadTable(w: WorkloadParams): string {

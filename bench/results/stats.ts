@@ -85,36 +85,58 @@ export function summarize(runs: readonly RunRecord[], memMib: number): Summary {
   return out;
 }
 
+/** One scenario against the baseline: ratios per metric, their spread, and how many repeats paired. */
+export interface PairRatios {
+  ratios: Record<string, number | null>;
+  spread: Record<string, [number, number] | null>;
+  pairs: number;
+}
+
 /**
- * Each scenario against the baseline: for every metric, the ratio
- * scenario/baseline of runs with the same repeat number (both completed),
- * then the median and the range of those ratios.
+ * `s` against `base`, runs paired by repeat: for every metric, the ratio
+ * s/base of runs with the same repeat number (both completed), then the
+ * median and the range of those ratios. Only for runs of one invocation,
+ * where repeat r of every scenario ran at the same moment of a noisy machine.
  */
+export function pairedRatios(s: ScenarioResult, base: ScenarioResult): PairRatios {
+  const out: PairRatios = { ratios: {}, spread: {}, pairs: 0 };
+  for (const [name, m] of Object.entries(METRICS)) {
+    const rs: number[] = [];
+    for (const r of s.runs) {
+      const b = base.runs.find((x) => x.repeat === r.repeat);
+      if (!b || r.status !== 'completed' || b.status !== 'completed') continue;
+      const v = m.get(r, s.workload.mem_mib);
+      const bv = m.get(b, base.workload.mem_mib);
+      if (typeof v === 'number' && typeof bv === 'number' && bv !== 0) rs.push(v / bv);
+    }
+    out.ratios[name] = median(rs);
+    out.spread[name] = rs.length ? [Math.min(...rs), Math.max(...rs)] : null;
+    out.pairs = Math.max(out.pairs, rs.length);
+  }
+  return out;
+}
+
+/** `s` against `base` by their medians: for runs of different invocations, which cannot be paired. */
+export function medianRatios(s: ScenarioResult, base: ScenarioResult): Record<string, number | null> {
+  const row: Record<string, number | null> = {};
+  for (const [k, v] of Object.entries(s.summary)) {
+    const bv = base.summary[k]?.median;
+    row[k] = v.median !== null && typeof bv === 'number' && bv !== 0 ? v.median / bv : null;
+  }
+  return row;
+}
+
+/** Every scenario of one invocation against the baseline, paired by repeat (pairedRatios). */
 export function compareScenarios(scenarios: readonly ScenarioResult[], baselineIndex: number): Comparison {
   const base = scenarios[baselineIndex];
   if (!base) throw new RangeError(`no scenario at index ${baselineIndex}`);
   const cmp: Comparison = { baseline: base.scenario.id, ratios: {}, spread: {}, pairs: {} };
   for (const s of scenarios) {
     if (s === base) continue;
-    const ratios: Record<string, number | null> = {};
-    const spread: Record<string, [number, number] | null> = {};
-    let pairs = 0;
-    for (const [name, m] of Object.entries(METRICS)) {
-      const rs: number[] = [];
-      for (const r of s.runs) {
-        const b = base.runs.find((x) => x.repeat === r.repeat);
-        if (!b || r.status !== 'completed' || b.status !== 'completed') continue;
-        const v = m.get(r, s.workload.mem_mib);
-        const bv = m.get(b, base.workload.mem_mib);
-        if (typeof v === 'number' && typeof bv === 'number' && bv !== 0) rs.push(v / bv);
-      }
-      ratios[name] = median(rs);
-      spread[name] = rs.length ? [Math.min(...rs), Math.max(...rs)] : null;
-      pairs = Math.max(pairs, rs.length);
-    }
-    cmp.ratios[s.scenario.id] = ratios;
-    cmp.spread![s.scenario.id] = spread;
-    cmp.pairs![s.scenario.id] = pairs;
+    const p = pairedRatios(s, base);
+    cmp.ratios[s.scenario.id] = p.ratios;
+    cmp.spread![s.scenario.id] = p.spread;
+    cmp.pairs![s.scenario.id] = p.pairs;
   }
   return cmp;
 }

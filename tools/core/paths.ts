@@ -27,12 +27,17 @@ export const qemuInstallDir = (): string => join(buildDir(), 'qemu', 'install');
 /** Firmware search path for -L (Debian's seabios and qemu-system-data). */
 export const firmwareDirs = ['/usr/share/seabios', '/usr/share/qemu', '/usr/lib/ipxe/qemu'];
 
+/** $HECA_QEMU, when it names the QEMU to use instead of heca's build. */
+export function qemuOverride(): string | undefined {
+  return process.env.HECA_QEMU || undefined;
+}
+
 /**
  * The QEMU binary every run and test uses: $HECA_QEMU if set, else the
  * heca-built one. Throws with the build command when there is none.
  */
 export function qemuBinary(): string {
-  const env = process.env.HECA_QEMU;
+  const env = qemuOverride();
   if (env) {
     if (!existsSync(env)) throw new HecaError(`HECA_QEMU=${env} does not exist`, { why: 'the variable names no file', fix: 'unset HECA_QEMU or point it at a qemu-system-x86_64' });
     return env;
