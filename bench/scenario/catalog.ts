@@ -1,6 +1,10 @@
 /**
- * Migration scenarios. A scenario is a set of parameters; its id is derived
- * from them, so two runs with the same id are the same experiment.
+ * Migration scenarios. A scenario is data: a switchover policy (policy.ts
+ * turns it into what the engine does), a transport and the faults injected;
+ * its id is derived from every one of them, so two runs with the same id are
+ * the same experiment. (The workload is the invocation's, recorded next to
+ * each scenario in the result.) Dimensions at their defaults (TCP, no fault)
+ * add nothing to the id, so the ids of earlier results stay valid.
  *
  * Upstream QEMU's modes, driven from the management side (QMP):
  *   precopy        pre-copy only, bounded by a convergence timeout ("not converged" is a result)
@@ -13,7 +17,7 @@
  *                  switches through post-copy, never stop-and-copy
  */
 import { HecaError } from '../../tools/core/errors.ts';
-import type { ScenarioParams } from '../results/schema.ts';
+import type { FaultSpec, ScenarioParams } from '../results/schema.ts';
 
 export interface ScenarioSpec {
   mode: ScenarioParams['mode'];
@@ -23,9 +27,14 @@ export interface ScenarioSpec {
   /** postcopy/hybrid: a converged pre-copy switches through post-copy (heca; default false). */
   postcopy_on_convergence?: boolean;
   converge_timeout_s: number;
+  /** How pages travel (default tcp, the only one so far). */
+  transport?: 'tcp';
+  /** Faults injected during the run (default none; none are defined yet). */
+  faults?: FaultSpec[];
 }
 
-export function scenarioId(s: ScenarioSpec): string {
+/** The policy part of the id. */
+function policyId(s: ScenarioSpec): string {
   // It changes the experiment, so it is part of the id; absent, the ids stay as they were.
   const onConvergence = s.postcopy_on_convergence ? '-on-convergence' : '';
   switch (s.mode) {
@@ -38,6 +47,13 @@ export function scenarioId(s: ScenarioSpec): string {
   }
 }
 
+/** The id from every dimension: policy, then the transport unless TCP, then each fault. */
+export function scenarioId(s: ScenarioSpec): string {
+  const transport = s.transport && s.transport !== 'tcp' ? `-${s.transport}` : '';
+  const faults = (s.faults ?? []).map((f) => `-fault-${f.kind}${f.at_s === undefined ? '' : `${f.at_s}s`}`).join('');
+  return `${policyId(s)}${transport}${faults}`;
+}
+
 /** What a pre-copy phase that converges ends in, for the report. */
 export function convergenceEnd(s: ScenarioSpec): string {
   if (s.mode === 'postcopy') return '– (post-copy from the start)';
@@ -45,7 +61,8 @@ export function convergenceEnd(s: ScenarioSpec): string {
 }
 
 function make(name: string, spec: ScenarioSpec, description: string): ScenarioParams {
-  return { name, id: scenarioId(spec), ...spec, description };
+  const full = { transport: 'tcp' as const, faults: [], ...spec };
+  return { name, id: scenarioId(full), ...full, description };
 }
 
 export const SCENARIOS: readonly ScenarioParams[] = [
@@ -78,8 +95,8 @@ export function parseScenarios(arg: string, precopyTimeoutS?: number): ScenarioP
     if (seen.has(n)) throw new HecaError(`scenario "${n}" given twice`, { why: 'each scenario runs once per repeat', fix: 'use --repeat N for repeats' });
     seen.add(n);
     if (s.mode === 'precopy' && precopyTimeoutS !== undefined) {
-      const spec = { mode: s.mode, converge_timeout_s: precopyTimeoutS };
-      return { ...s, ...spec, id: scenarioId(spec), description: `upstream pre-copy; cancelled as "not converged" after ${precopyTimeoutS} s` };
+      const spec = { ...s, converge_timeout_s: precopyTimeoutS };
+      return { ...spec, id: scenarioId(spec), description: `upstream pre-copy; cancelled as "not converged" after ${precopyTimeoutS} s` };
     }
     return s;
   });

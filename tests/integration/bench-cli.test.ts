@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { BenchResult } from '../../bench/results/schema.ts';
-import { probe } from '../../tools/core/exec.ts';
 import { repoRoot } from '../../tools/core/paths.ts';
+import { leftovers } from '../helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'heca-bench-cli-'));
 const RUN = join(repoRoot, 'bench', 'run.ts');
@@ -20,17 +20,6 @@ const RUN = join(repoRoot, 'bench', 'run.ts');
 function bench(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', RUN, ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 600_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-async function leftovers(): Promise<string[]> {
-  const found: string[] = [];
-  const ns = await probe('ip', ['netns', 'list']);
-  if (/heca-/.test(ns)) found.push(`netns: ${ns}`);
-  const links = await probe('ip', ['-o', 'link', 'show']);
-  if (/heca/.test(links)) found.push('veth');
-  const ps = await probe('ps', ['-eo', 'args']);
-  found.push(...ps.split('\n').filter((l) => l.includes('qemu-system') && l.includes('-name heca-')));
-  return found;
 }
 
 test('bad input is refused up front with what exists', () => {
@@ -98,7 +87,8 @@ test('Ctrl-C during a run cleans up and exits 130', async () => {
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   await Promise.race([booted, exited]);
   await new Promise((r) => setTimeout(r, 4000)); // QEMUs up, guest running
-  assert.ok((await leftovers()).length > 0, 'the run had started its QEMUs and namespaces');
+  const running = await leftovers([child.pid!]);
+  assert.ok(running.some((l) => l.startsWith('netns heca-')) && running.some((l) => l.startsWith('QEMU ')), `the run had started its QEMUs and namespaces: ${running.join('; ')}`);
   child.kill('SIGINT');
   const code = await exited;
   assert.is(code, 130, err);

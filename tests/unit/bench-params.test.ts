@@ -6,7 +6,8 @@ import { checkMemory, memAvailableMib } from '../../bench/testbed/host.ts';
 import { parseScenarios, scenarioId, SCENARIOS } from '../../bench/scenario/catalog.ts';
 import { GUEST_OVERHEAD_MIB, makeWorkload } from '../../bench/scenario/workloads.ts';
 import { vmArgs } from '../../bench/guest/vm.ts';
-import { hecaParameters, missingHecaParameter } from '../../bench/engine/run-once.ts';
+import { missingHecaParameter } from '../../bench/engine/arrange.ts';
+import { hecaParameters } from '../../bench/scenario/policy.ts';
 import { errorOf } from '../helpers.ts';
 
 

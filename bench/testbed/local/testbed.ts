@@ -31,7 +31,9 @@ export const SRC_ADDR = '10.213.0.1';
 export const DST_ADDR = '10.213.0.2';
 const PREFIX = 30;
 /** Namespaces this module creates: heca-<id>-src / heca-<id>-dst. */
-const NETNS_RE = /^heca-([a-z0-9]{1,12})-(src|dst)$/;
+export const NETNS_RE = /^heca-([a-z0-9]{1,12})-(src|dst)$/;
+/** The veth ends it creates (inside the namespaces, never in the host's): hs<id> / hd<id>. */
+export const VETH_RE = /^h[sd][a-z0-9]{1,12}$/;
 
 export interface TestbedNames {
   src: string;
