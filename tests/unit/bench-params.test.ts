@@ -1,6 +1,5 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HecaError } from '../../tools/core/errors.ts';
 import { chooseAccel, parseAccel } from '../../bench/engine/accel.ts';
 import { checkMemory, memAvailableMib } from '../../bench/testbed/host.ts';
 import { parseScenarios, scenarioId, SCENARIOS, type ScenarioSpec } from '../../bench/scenario/catalog.ts';
