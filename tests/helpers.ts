@@ -16,6 +16,17 @@ export function errorOf(fn: () => unknown): HecaError {
   throw new Error('no error thrown');
 }
 
+/** The HecaError that `p` rejects with; fails the test if it resolves or rejects with something else. */
+export async function rejectionOf(p: Promise<unknown>): Promise<HecaError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.instance(e, HecaError);
+    return e as HecaError;
+  }
+  throw new Error('no rejection');
+}
+
 /**
  * What local testbeds of this test left behind: owner records not released,
  * heca-<id>-src|dst namespaces, hs<id>/hd<id> veth ends in the host's

@@ -10,20 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HecaError } from '../../tools/core/errors.ts';
 import { inDir, probe, retrying, run, setDryRun, spawnLogged } from '../../tools/core/exec.ts';
+import { rejectionOf as failure } from '../helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'heca-exec-'));
-
-async function failure(p: Promise<unknown>): Promise<HecaError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, HecaError);
-    return e as HecaError;
-  }
-  throw new Error('it did not fail');
-}
 
 test('arguments arrive as they are: spaces, quotes, $, globs and ; are not the shell\'s', async () => {
   const args = ['a b', "it's", '$HOME', '*', 'x; touch /tmp/heca-exec-injected', '"q"', ''];
