@@ -90,12 +90,11 @@ export async function observe(m: Migration, opts: { pollMs?: number; finishTimeo
     if (src.exited || (dst.exited && !m.cancelled)) throw exitedError(m, src.exited ? src : dst);
     const elapsed = Date.now() - run.t0;
     const sample = progressSample(last, elapsed);
-    if (last.ram) {
-      history.push(sample);
-      line.update(progressText(sample));
-    }
     const st = last.status;
-    if (st === 'completed' || st === 'failed' || st === 'cancelled') break;
+    const ended = st === 'completed' || st === 'failed' || st === 'cancelled';
+    if (last.ram) history.push(sample);
+    if (ended) break;
+    if (last.ram) line.update(progressText(sample));
     await act(m, m.policy.tick({ elapsedMs: elapsed, status: st }));
     if (elapsed > finishMs) throw new HecaError(`migration still ${st} after ${finishMs / 1000} s`, { why: 'it made no end', fix: `see ${run.logs}` });
     await sleep(pollMs);

@@ -36,7 +36,8 @@ export function environmentTable(env: Environment): string {
 /** Where the QEMU came from: heca's build and its series, or the binary $HECA_QEMU named. */
 export function qemuBuildText(b: QemuBuild): string {
   if (b.origin === 'HECA_QEMU') return `HECA_QEMU=${b.path}, binary sha256 ${b.sha256.slice(0, 12)}: not a heca build`;
-  return `${b.version}; series ${b.patches.length ? b.patches.join(', ') : 'empty'}, sha256 ${b.series_sha256.slice(0, 12)}${b.sha256 ? `; binary sha256 ${b.sha256.slice(0, 12)}` : ''}`;
+  const series = b.patches.length ? `series ${b.patches.join(', ')}, sha256 ${b.series_sha256.slice(0, 12)}` : 'no patch series';
+  return `${b.version}; ${series}${b.sha256 ? `; binary sha256 ${b.sha256.slice(0, 12)}` : ''}`;
 }
 
 export function workloadTable(w: WorkloadParams): string {
