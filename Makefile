@@ -3,12 +3,19 @@
 #   make deps    check the direction of imports (.dependency-cruiser.cjs)
 #   make test-nested  the nested testbed's tests alone
 #   make bench   set up, build, run the default comparison of all scenarios
+#   make nightly the nested-testbed benchmark of every scenario, 5 repeats, compared
+#                with the previous night (fails on a regression beyond the spread)
 SHELL := /bin/bash
 TSX := npx tsx
 BENCH_ARGS ?=
 OUT ?= results/latest
+# make nightly: NIGHTLY_OUT (default results/nightly/<UTC date>T<hh-mm>Z),
+# NIGHTLY_BASELINE (auto: the previous night that ended well | none | a result.json),
+# NIGHTLY_REPEAT (5), NIGHTLY_SCENARIOS (all: every scenario of the catalog),
+# NIGHTLY_ARGS (more bench/run.ts flags). Set but empty counts as the default.
+NIGHTLY_ARGS ?=
 
-.PHONY: setup build build-kernel typecheck deps test test-nested test-unit test-integration bench clean
+.PHONY: setup build build-kernel typecheck deps test test-nested test-unit test-integration bench nightly clean
 
 setup:
 	bash tools/setup-host.sh
@@ -45,6 +52,12 @@ test-nested: setup build build-kernel
 
 bench: build
 	$(TSX) bench/run.ts --out $(OUT) $(BENCH_ARGS)
+
+# The nightly benchmark (bench/nightly.ts): bench/run.ts --testbed nested, then
+# bench/compare.ts --fail-on-regression against the baseline; OUT/nightly.json.
+nightly: build build-kernel
+	$(TSX) bench/nightly.ts --repeat $(or $(NIGHTLY_REPEAT),5) --scenario $(or $(NIGHTLY_SCENARIOS),all) \
+	  --baseline $(or $(NIGHTLY_BASELINE),auto) $(if $(NIGHTLY_OUT),--out $(NIGHTLY_OUT)) $(if $(strip $(NIGHTLY_ARGS)),-- $(NIGHTLY_ARGS))
 
 clean:
 	rm -rf build/qemu build/guest results
