@@ -4,6 +4,7 @@
  * pipeline; each may import the ones below it, never one above:
  *
  *   tools/core  <  tools/qmp, tools/source  <  tools/patch  <  tools/build  <  tools/*.ts
+ *   tools/core  <  tools/ci (GitHub Actions helpers)  <  tools/ci.ts
  *   bench/results  <  bench/scenario  <  bench/report
  *   bench/scenario  <  bench/guest  <  bench/testbed  <  bench/engine  <  bench/*.ts
  *   bench/results, bench/scenario, bench/report  <  bench/nightly  <  bench/nightly.ts
@@ -13,7 +14,7 @@
  *
  * A violation prints the rule's name, the importing file and the import.
  */
-const CLI = '^(bench/(run|compare|nested|nightly)|tools/(build|patches))\\.ts$';
+const CLI = '^(bench/(run|compare|nested|nightly)|tools/(build|patches|ci))\\.ts$';
 
 module.exports = {
   forbidden: [
@@ -57,7 +58,14 @@ module.exports = {
       comment: 'tools/core holds the general helpers every stage uses; it imports no stage',
       severity: 'error',
       from: { path: '^tools/core/' },
-      to: { path: '^(tools/(qmp|source|patch|build)|bench)/' },
+      to: { path: '^(tools/(qmp|source|patch|build|ci)|bench)/' },
+    },
+    {
+      name: 'ci-over-core-only',
+      comment: 'the CI helpers talk to GitHub; they depend on tools/core only',
+      severity: 'error',
+      from: { path: '^tools/ci/' },
+      to: { path: '^tools/(qmp|source|patch|build)/' },
     },
     {
       name: 'qmp-over-core-only',
