@@ -4,12 +4,17 @@
  * pipeline; each may import the ones below it, never one above:
  *
  *   tools/core  <  tools/qmp, tools/source  <  tools/patch  <  tools/build  <  tools/*.ts
+ *   tools/core  <  tools/ci (GitHub Actions helpers)  <  tools/ci.ts
  *   bench/results  <  bench/scenario  <  bench/report
  *   bench/scenario  <  bench/guest  <  bench/testbed  <  bench/engine  <  bench/*.ts
+ *   bench/results, bench/scenario, bench/report  <  bench/nightly  <  bench/nightly.ts
+ *
+ * bench/nightly runs the benchmark and the comparison as commands (bench/run.ts,
+ * bench/compare.ts), so it imports no engine, testbed or guest code.
  *
  * A violation prints the rule's name, the importing file and the import.
  */
-const CLI = '^(bench/(run|compare|nested)|tools/(build|patches))\\.ts$';
+const CLI = '^(bench/(run|compare|nested|nightly)|tools/(build|patches|ci))\\.ts$';
 
 module.exports = {
   forbidden: [
@@ -53,7 +58,14 @@ module.exports = {
       comment: 'tools/core holds the general helpers every stage uses; it imports no stage',
       severity: 'error',
       from: { path: '^tools/core/' },
-      to: { path: '^(tools/(qmp|source|patch|build)|bench)/' },
+      to: { path: '^(tools/(qmp|source|patch|build|ci)|bench)/' },
+    },
+    {
+      name: 'ci-over-core-only',
+      comment: 'the CI helpers talk to GitHub; they depend on tools/core only',
+      severity: 'error',
+      from: { path: '^tools/ci/' },
+      to: { path: '^tools/(qmp|source|patch|build)/' },
     },
     {
       name: 'qmp-over-core-only',
@@ -81,20 +93,27 @@ module.exports = {
       comment: 'the result format and its statistics import no scenario logic, testbed, QEMU or build code',
       severity: 'error',
       from: { path: '^bench/results/' },
-      to: { path: '^(bench/(scenario|report|guest|testbed|engine)|tools/(qmp|source|patch|build))/' },
+      to: { path: '^(bench/(scenario|report|guest|testbed|engine|nightly)|tools/(qmp|source|patch|build))/' },
     },
     {
       name: 'scenario-is-data',
       comment: 'scenarios and their policies are data and pure decisions: no QEMU process, QMP connection, testbed or report',
       severity: 'error',
       from: { path: '^bench/scenario/' },
-      to: { path: '^(bench/(report|guest|testbed|engine)|tools/(source|patch|build))/|^tools/qmp/(client|errors)\\.ts$' },
+      to: { path: '^(bench/(report|guest|testbed|engine|nightly)|tools/(source|patch|build))/|^tools/qmp/(client|errors)\\.ts$' },
     },
     {
       name: 'report-reads-results-only',
       comment: 'charts and reports are drawn from results alone: no testbed, guest, engine or QEMU code',
       severity: 'error',
       from: { path: '^bench/report/' },
+      to: { path: '^(bench/(guest|testbed|engine|nightly)|tools/(qmp|source|patch|build))/' },
+    },
+    {
+      name: 'nightly-runs-commands',
+      comment: 'make nightly runs the benchmark and the comparison as the project\'s commands: it imports results, scenarios and reports, never the engine, a testbed, the guest or QEMU code',
+      severity: 'error',
+      from: { path: '^bench/nightly/' },
       to: { path: '^(bench/(guest|testbed|engine)|tools/(qmp|source|patch|build))/' },
     },
     {

@@ -1,14 +1,18 @@
 /**
  * OUT/compare.md and the table bench/compare.ts prints: the scenarios of
  * several results side by side (bench/results/compare.ts makes the columns
- * and the ratios), failures first, a warning when the environments differ.
+ * and the ratios), failures first, a warning when the environments differ;
+ * with a regression check (bench/compare.ts --fail-on-regression) its section
+ * comes next, and OUT/regression.json holds the check as data.
  */
 import { writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import type { Column } from '../results/compare.ts';
+import type { RegressionReport } from '../results/regression.ts';
 import type { BenchResult, Comparison } from '../results/schema.ts';
 import { writeCharts } from './charts.ts';
 import { mdTable, problems, ratioTable, summaryTable } from './format.ts';
+import { regressionMarkdown } from './regression.ts';
 import { environmentTable } from './report.ts';
 
 export interface ComparisonInput {
@@ -18,6 +22,8 @@ export interface ComparisonInput {
   differences: string[];
   comparison: Comparison | undefined;
   base: number;
+  /** The first result against the second (bench/results/regression.ts). */
+  regression?: RegressionReport;
 }
 
 /** Charts under OUT/charts and OUT/compare.md; returns the chart files. */
@@ -31,6 +37,10 @@ export async function writeComparison(inp: ComparisonInput, out: string): Promis
   const md: string[] = [`# heca comparison: ${labels.join(', ')}`, ''];
   const bad = problems(labels, scenarios);
   if (bad.length) md.push('## ⚠ Failures\n', ...bad.map((b) => `- ${b}`), '');
+  if (inp.regression) {
+    md.push(regressionMarkdown(inp.regression));
+    writeFileSync(join(out, 'regression.json'), `${JSON.stringify(inp.regression, null, 2)}\n`);
+  }
   if (inp.differences.length) {
     md.push('## ⚠ The environments differ\n', 'Absolute times are only comparable within one run; ratios below divide medians of different runs, not paired repeats.\n', ...inp.differences.map((d) => `- ${d}`), '');
   } else if (inp.loaded.length > 1) {

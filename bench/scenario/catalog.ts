@@ -78,6 +78,15 @@ export const SCENARIOS: readonly ScenarioParams[] = [
 /** The default comparison of `make bench`: all scenarios, pre-copy first (the baseline). */
 export const DEFAULT_SCENARIOS = SCENARIOS.map((s) => s.name);
 
+/**
+ * What `make nightly` runs: every scenario of the catalog, so every switchover
+ * policy × transport (× faults) it defines; a scenario added here, a new
+ * transport's included, joins the nightly without a change elsewhere.
+ */
+export function nightlyScenarios(catalog: readonly ScenarioParams[] = SCENARIOS): string[] {
+  return catalog.map((s) => s.name);
+}
+
 export function listScenarios(): string {
   const w = Math.max(...SCENARIOS.map((s) => s.name.length));
   const wid = Math.max(...SCENARIOS.map((s) => s.id.length));

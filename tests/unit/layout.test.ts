@@ -71,6 +71,18 @@ test('a lower stage importing a higher one fails: testbed → engine, tools → 
   assert.match(r.out, 'tools-not-bench: tools/core/log.ts → bench/testbed/host.ts');
 });
 
+test('make nightly runs the benchmark as a command: bench/nightly importing the engine fails, naming nightly-runs-commands', async () => {
+  const d = tree({
+    'bench/engine/bench.ts': 'export const runBench = 1;\n',
+    'bench/nightly/nightly.ts': "import { runBench } from '../engine/bench.ts';\nexport const n = runBench;\n",
+    'bench/results/io.ts': "import { n } from '../nightly/nightly.ts';\nexport const r = n;\n",
+  });
+  const r = await cruise(d, ['bench']);
+  assert.is.not(r.code, 0, r.out);
+  assert.match(r.out, 'nightly-runs-commands: bench/nightly/nightly.ts → bench/engine/bench.ts');
+  assert.match(r.out, 'results-are-pure: bench/results/io.ts → bench/nightly/nightly.ts');
+});
+
 test('the L1 agent may use Node built-ins only', async () => {
   const d = tree({
     'tools/core/log.ts': 'export const info = (s: string) => s;\n',
