@@ -1,9 +1,10 @@
 /**
  * Configure and build the Linux 6.12 kernel heca boots as its L1 test hosts:
- * x86_64 defconfig + kvm_guest.config + the fragments in kernel-patches/config/,
- * bzImage out, with ccache. Rebuilds only when sources, series or config changed.
+ * `make allnoconfig` with the fragments in kernel-patches/config/ as
+ * KCONFIG_ALLCONFIG (what the hosts need and nothing else), bzImage out, with
+ * ccache. Rebuilds only when sources, series or config changed.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fingerprint, readBuildInfo, writeBuildInfo, type BuildInfo } from './buildinfo.ts';
@@ -16,7 +17,8 @@ import { buildDir, kernelPatchesDir } from './paths.ts';
 import { readSeries } from './series.ts';
 import { resolveLinuxSource } from './sources.ts';
 
-const RECIPE = 1;
+// 2: allnoconfig + fragments instead of defconfig + kvm_guest.config + fragments.
+const RECIPE = 2;
 
 export interface KernelBuildOptions {
   srcDir?: string;
@@ -45,6 +47,14 @@ export function parseConfig(text: string): Map<string, string> {
     if (unset) m.set(unset[1]!, 'n');
   }
   return m;
+}
+
+/**
+ * The fragments as one KCONFIG_ALLCONFIG file, in order (a later fragment's
+ * value for an option wins, as with merge_config.sh).
+ */
+export function allConfigText(fragments: { name: string; text: string }[]): string {
+  return fragments.map((f) => `# ---- ${f.name}\n${f.text.endsWith('\n') ? f.text : `${f.text}\n`}`).join('');
 }
 
 /** Options a fragment asks for that the final .config does not have. */
@@ -105,13 +115,15 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<{ bzImage: 
   const make = (args: string[], extra: Parameters<typeof run>[2] = {}) =>
     run('make', ['-C', tree, `O=${bdir}`, 'ARCH=x86_64', 'CC=ccache gcc', 'HOSTCC=ccache gcc', ...args], { timeoutMs: 150 * 60_000, ...extra });
 
-  info(`configuring Linux: defconfig + kvm_guest.config + ${frags.length} fragment(s)`);
-  await make(['defconfig']);
-  await make(['kvm_guest.config']);
-  if (frags.length) {
-    await run(join(tree, 'scripts', 'kconfig', 'merge_config.sh'), ['-m', '-O', bdir, join(bdir, '.config'), ...frags], { cwd: bdir });
-    await make(['olddefconfig']);
+  if (!frags.length) {
+    throw new HecaError('no kernel config fragments', { why: `${join(kernelPatchesDir(), 'config')} has no *.config file`, fix: 'the L1 kernel is allnoconfig + those fragments: restore kernel-patches/config/heca.config' });
   }
+  // Everything off but what the fragments ask for (and what that selects or
+  // hides behind EXPERT with a default): the L1 hosts' needs, minus DRM, sound, USB...
+  info(`configuring Linux: allnoconfig + ${frags.length} fragment(s)`);
+  const allconfig = join(bdir, 'heca.allconfig');
+  writeFileSync(allconfig, allConfigText(frags.map((f) => ({ name: f.slice(f.lastIndexOf('/') + 1), text: readFileSync(f, 'utf8') }))));
+  await make([`KCONFIG_ALLCONFIG=${allconfig}`, 'allnoconfig']);
   if (!isDryRun()) {
     const final = parseConfig(readFileSync(join(bdir, '.config'), 'utf8'));
     const unmet = frags.flatMap((f) => unmetOptions(parseConfig(readFileSync(f, 'utf8')), final).map((u) => `${f.slice(f.lastIndexOf('/') + 1)}: ${u}`));
