@@ -11,13 +11,14 @@
  *   - /dev/userfaultfd (post-copy);
  *   - a Soft-RoCE device on link0 (`rdma link add`), ACTIVE, seen by
  *     libibverbs, carrying an RDMA READ (perftest, loopback);
+ *   - TCP through qperf, whose server needs IPv6 (the link probes use it);
  *   - the testbed's qdiscs on link0 (netem, tbf, and htb), a veth into a netns;
  *   - a power-off (sysrq 'o', ACPI) that ends its QEMU.
  * A kernel built without one of them fails here, naming the command that failed.
  *
  *   node --import tsx tests/nested/l1-kernel.test.ts   (HECA_BUILD_DIR picks the kernel)
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -115,6 +116,23 @@ test('Soft-RoCE: rxe0 on link0 is ACTIVE, libibverbs sees it, an RDMA READ goes 
       return c.exitCode === 0 ? c : undefined; // the server may not listen yet
     }, { timeoutMs: 90_000, everyMs: 1000, timeout: () => new Error(`ib_read_lat never completed over rxe0; the client said:\n${last}`) });
     assert.match(r.stdout, /4096\s+100\s+[\d.]+/, 'a 4 KiB READ latency line');
+  } finally {
+    await h.agent.kill(server.pid, 'SIGKILL');
+  }
+});
+
+test('TCP through qperf (its server binds an IPv6 socket), on loopback', async () => {
+  assert.ok(host);
+  const h = host;
+  const server = await h.agent.spawn(['qperf'], { logFile: join(dir, 'shared', 'qperf-server.log') });
+  try {
+    let last = '';
+    const r = await pollUntil(async () => {
+      const c = await h.agent.exec(['qperf', '127.0.0.1', '-t', '1', 'tcp_lat'], { timeoutMs: 30_000, allowFail: true });
+      last = `${c.stdout}${c.stderr}`.trim();
+      return c.exitCode === 0 && c.stdout.includes('latency') ? c : undefined; // the server may not listen yet
+    }, { timeoutMs: 30_000, everyMs: 500, timeout: () => new Error(`qperf tcp_lat never completed; the client said: ${last}; the server's log: ${readFileSync(join(dir, 'shared', 'qperf-server.log'), 'utf8').trim()}`) });
+    assert.match(r.stdout, /latency\s*=/);
   } finally {
     await h.agent.kill(server.pid, 'SIGKILL');
   }
