@@ -1,9 +1,10 @@
 /**
  * Configure and build the Linux 6.12 kernel heca boots as its L1 test hosts:
- * x86_64 defconfig + kvm_guest.config + the fragments in kernel-patches/config/,
- * bzImage out, with ccache. Rebuilds only when sources, series or config changed.
+ * `make allnoconfig` with the fragments in kernel-patches/config/ as
+ * KCONFIG_ALLCONFIG (what the hosts need and nothing else), bzImage out, with
+ * ccache. Rebuilds only when sources, series or config changed.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fingerprint, readBuildInfo, writeBuildInfo, type BuildInfo } from './buildinfo.ts';
@@ -18,7 +19,8 @@ import { readSeries } from '../patch/series.ts';
 import { resolveLinuxSource } from '../source/sources.ts';
 import { parseConfig, unmetOptions } from './kconfig.ts';
 
-const RECIPE = 1;
+// 2: allnoconfig + fragments instead of defconfig + kvm_guest.config + fragments.
+const RECIPE = 2;
 
 export interface KernelBuildOptions {
   srcDir?: string;
@@ -35,6 +37,14 @@ export function configFragments(): string[] {
     .filter((f) => f.endsWith('.config'))
     .sort()
     .map((f) => join(dir, f));
+}
+
+/**
+ * The fragments as one KCONFIG_ALLCONFIG file, in order (a later fragment's
+ * value for an option wins, as with merge_config.sh).
+ */
+export function allConfigText(fragments: { name: string; text: string }[]): string {
+  return fragments.map((f) => `# ---- ${f.name}\n${f.text.endsWith('\n') ? f.text : `${f.text}\n`}`).join('');
 }
 
 export async function buildKernel(opts: KernelBuildOptions): Promise<{ bzImage: string; upToDate: boolean }> {
@@ -85,13 +95,15 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<{ bzImage: 
   const make = (args: string[], extra: Parameters<typeof run>[2] = {}) =>
     run('make', ['-C', tree, `O=${bdir}`, 'ARCH=x86_64', 'CC=ccache gcc', 'HOSTCC=ccache gcc', ...args], { timeoutMs: 150 * 60_000, ...extra });
 
-  info(`configuring Linux: defconfig + kvm_guest.config + ${frags.length} fragment(s)`);
-  await make(['defconfig']);
-  await make(['kvm_guest.config']);
-  if (frags.length) {
-    await run(join(tree, 'scripts', 'kconfig', 'merge_config.sh'), ['-m', '-O', bdir, join(bdir, '.config'), ...frags], { cwd: bdir });
-    await make(['olddefconfig']);
+  if (!frags.length) {
+    throw new HecaError('no kernel config fragments', { why: `${join(kernelPatchesDir(), 'config')} has no *.config file`, fix: 'the L1 kernel is allnoconfig + those fragments: restore kernel-patches/config/heca.config' });
   }
+  // Everything off but what the fragments ask for (and what that selects or
+  // hides behind EXPERT with a default): the L1 hosts' needs, minus DRM, sound, USB...
+  info(`configuring Linux: allnoconfig + ${frags.length} fragment(s)`);
+  const allconfig = join(bdir, 'heca.allconfig');
+  writeFileSync(allconfig, allConfigText(frags.map((f) => ({ name: f.slice(f.lastIndexOf('/') + 1), text: readFileSync(f, 'utf8') }))));
+  await make([`KCONFIG_ALLCONFIG=${allconfig}`, 'allnoconfig']);
   if (!isDryRun()) {
     const final = parseConfig(readFileSync(join(bdir, '.config'), 'utf8'));
     const unmet = frags.flatMap((f) => unmetOptions(parseConfig(readFileSync(f, 'utf8')), final).map((u) => `${f.slice(f.lastIndexOf('/') + 1)}: ${u}`));
