@@ -13,11 +13,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { intFlag, main, parseFlags, UsageError } from '../tools/lib/cli.ts';
-import { info, setVerbose } from '../tools/lib/log.ts';
-import { measureLink } from './lib/link-probes.ts';
-import { parseLink } from './lib/links.ts';
-import { NestedTestbed } from './lib/testbed-nested.ts';
+import { intFlag, main, parseFlags, UsageError } from '../tools/core/cli.ts';
+import { info, setVerbose } from '../tools/core/log.ts';
+import { measureLink } from './testbed/nested/link-probes.ts';
+import { parseLink } from './testbed/links.ts';
+import { NestedTestbed } from './testbed/nested/testbed.ts';
 
 const usage = `  npx tsx bench/nested.ts [options] [-- CMD ARG...]
     --link NAME     lan1g | lan10g | wan | unlimited: tc shaping on the L1 link (default unlimited)

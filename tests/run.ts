@@ -7,8 +7,8 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../tools/lib/exec.ts';
-import { repoRoot } from '../tools/lib/paths.ts';
+import { run } from '../tools/core/exec.ts';
+import { repoRoot } from '../tools/core/paths.ts';
 
 const which = process.argv[2] ?? 'all';
 const filter = process.argv[3];

@@ -7,11 +7,11 @@
  * and builds with ccache. Writes BUILD-INFO.json next to each build.
  */
 import { cpus } from 'node:os';
-import { parseFlags, intFlag, main } from './lib/cli.ts';
-import { setDryRun } from './lib/exec.ts';
-import { setVerbose } from './lib/log.ts';
-import { buildQemu } from './lib/build-qemu.ts';
-import { buildKernel } from './lib/build-kernel.ts';
+import { parseFlags, intFlag, main } from './core/cli.ts';
+import { setDryRun } from './core/exec.ts';
+import { setVerbose } from './core/log.ts';
+import { buildQemu } from './build/qemu.ts';
+import { buildKernel } from './build/kernel.ts';
 
 const usage = `  npx tsx tools/build.ts [--qemu] [--kernel] [--qemu-src DIR] [--kernel-src DIR] [--jobs N] [--force] [--dry-run] [--verbose]
     --qemu            build QEMU (the default when neither --qemu nor --kernel is given)

@@ -5,14 +5,15 @@
  * (no QEMU, namespace or veth left).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { BenchResult } from '../../bench/lib/result.ts';
-import { probe } from '../../tools/lib/exec.ts';
-import { repoRoot } from '../../tools/lib/paths.ts';
+import { loadResult } from '../../bench/results/io.ts';
+import { RESULT_SCHEMA_VERSION } from '../../bench/results/schema.ts';
+import { qemuBinary, repoRoot } from '../../tools/core/paths.ts';
+import { leftovers } from '../helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'heca-bench-cli-'));
 const RUN = join(repoRoot, 'bench', 'run.ts');
@@ -20,17 +21,6 @@ const RUN = join(repoRoot, 'bench', 'run.ts');
 function bench(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', RUN, ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 600_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-async function leftovers(): Promise<string[]> {
-  const found: string[] = [];
-  const ns = await probe('ip', ['netns', 'list']);
-  if (/heca-/.test(ns)) found.push(`netns: ${ns}`);
-  const links = await probe('ip', ['-o', 'link', 'show']);
-  if (/heca/.test(links)) found.push('veth');
-  const ps = await probe('ps', ['-eo', 'args']);
-  found.push(...ps.split('\n').filter((l) => l.includes('qemu-system') && l.includes('-name heca-')));
-  return found;
 }
 
 test('bad input is refused up front with what exists', () => {
@@ -71,12 +61,27 @@ test('one run writes result.json, the report and charts', () => {
   const out = join(tmp, 'one');
   const r = bench('--scenario', 'postcopy', '--mem', '256', '--repeat', '1', '--warmup', '1', '--out', out);
   assert.is(r.code, 0, r.err);
-  const res = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as BenchResult;
-  assert.is(res.schema, 1);
+  const { result: res } = loadResult(out); // validated against the schema
+  assert.is(res.schema, RESULT_SCHEMA_VERSION);
   assert.is(res.scenario, 'postcopy-immediate');
-  assert.is(res.environment.accel, existsSync('/dev/kvm') ? res.environment.accel : 'tcg');
-  assert.ok(res.environment.accel_reason.length > 0);
-  assert.match(res.environment.qemu_version, '10.0.');
+  // --accel auto: without /dev/kvm, TCG; with it, a probe guest booted under KVM decides, and the reason says which way.
+  const env = res.environment;
+  if (!existsSync('/dev/kvm')) {
+    assert.equal([env.accel, env.accel_reason], ['tcg', 'no /dev/kvm on this host']);
+  } else {
+    assert.ok(existsSync(join(out, 'logs', 'kvm-probe', 'qemu.log')), 'the KVM probe booted');
+    const verdict = /^a probe guest (booted|did not boot) under KVM/.exec(env.accel_reason)?.[1];
+    assert.ok(verdict, env.accel_reason);
+    assert.is(env.accel, verdict === 'booted' ? 'kvm' : 'tcg', env.accel_reason);
+  }
+  assert.match(env.qemu_version, '10.0.');
+  assert.is(env.qemu_build?.origin, 'heca-build', 'no HECA_QEMU here: heca\'s build');
+  assert.is(env.qemu_build?.path, qemuBinary());
+  assert.match(r.err, /run 1 of 1: postcopy \(postcopy-immediate\), repeat 1\/1/);
+  assert.match(r.err, /postcopy r1: (postcopy-)?active, [\d.]+ MiB sent, [\d.]+ MiB left, \d+ dirty pages\/s, \d+ post-copy requests/, 'a progress line during the run');
+  assert.match(r.err, /run 1 of 1 postcopy r1: completed, total [\d.]+ s, downtime [\d.]+ ms \(STOP→RESUME; QEMU says \d+ ms\)/, 'the console line shows the host-measured downtime');
+  assert.ok((res.runs[0]!.progress?.length ?? 0) > 0, 'the query-migrate history is kept');
+  assert.equal(res.runs[0]!.destinations?.map((d) => [d.name, d.downtime_host_ms, d.integrity?.ok]), [['dst', res.runs[0]!.downtime_host_ms, true]]);
   assert.is(res.runs.length, 1);
   assert.is(res.runs[0]!.status, 'completed');
   assert.ok(res.runs[0]!.integrity.ok);
@@ -98,7 +103,8 @@ test('Ctrl-C during a run cleans up and exits 130', async () => {
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   await Promise.race([booted, exited]);
   await new Promise((r) => setTimeout(r, 4000)); // QEMUs up, guest running
-  assert.ok((await leftovers()).length > 0, 'the run had started its QEMUs and namespaces');
+  const running = await leftovers([child.pid!]);
+  assert.ok(running.some((l) => l.startsWith('netns heca-')) && running.some((l) => l.startsWith('QEMU ')), `the run had started its QEMUs and namespaces: ${running.join('; ')}`);
   child.kill('SIGINT');
   const code = await exited;
   assert.is(code, 130, err);

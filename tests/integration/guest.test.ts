@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ensureGuestImage, guestAppend, type GuestImage } from '../../bench/lib/guest-image.ts';
-import { GuestChannel, type TickMessage } from '../../bench/lib/guest-channel.ts';
-import { HecaError } from '../../tools/lib/errors.ts';
-import { spawnLogged, type Spawned } from '../../tools/lib/exec.ts';
-import { firmwareDirs, qemuBinary } from '../../tools/lib/paths.ts';
+import { ensureGuestImage, guestAppend, type GuestImage } from '../../bench/guest/image.ts';
+import { GuestChannel, type TickMessage } from '../../bench/guest/channel.ts';
+import { HecaError } from '../../tools/core/errors.ts';
+import { spawnLogged, type Spawned } from '../../tools/core/exec.ts';
+import { firmwareDirs, qemuBinary } from '../../tools/core/paths.ts';
 
 const MEM_MIB = 256;
 const ARENA_MIB = 128;

@@ -12,13 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runOnce, type RunContext, type RunHooks } from '../../bench/lib/engine.ts';
-import { ensureGuestImage, guestAppend } from '../../bench/lib/guest-image.ts';
-import type { PostcopyLatency, RunRecord, WorkloadParams } from '../../bench/lib/result.ts';
-import { parseScenarios } from '../../bench/lib/scenarios.ts';
-import { makeWorkload } from '../../bench/lib/workloads.ts';
-import { probe } from '../../tools/lib/exec.ts';
-import { qemuBinary } from '../../tools/lib/paths.ts';
+import { runOnce, type RunContext, type RunHooks } from '../../bench/engine/run-once.ts';
+import { ensureGuestImage, guestAppend } from '../../bench/guest/image.ts';
+import type { PostcopyLatency, RunRecord, WorkloadParams } from '../../bench/results/schema.ts';
+import { parseScenarios } from '../../bench/scenario/catalog.ts';
+import { makeWorkload } from '../../bench/scenario/workloads.ts';
+import { qemuBinary } from '../../tools/core/paths.ts';
+import { leftovers } from '../helpers.ts';
 
 const MEM_MIB = 256;
 const out = mkdtempSync(join(tmpdir(), 'heca-migrate-'));
@@ -185,12 +185,7 @@ test('a destination QEMU killed mid-migration fails the run and leaves nothing b
   assert.match(rec.reason ?? '', /exited|failed/);
   const err = readFileSync(join(out, rec.logs_dir, 'error.txt'), 'utf8');
   assert.ok(err.length > 0, 'the failure is written to the run logs');
-  const ns = await probe('ip', ['netns', 'list']);
-  assert.not.match(ns, /heca-/, `namespaces left: ${ns}`);
-  const links = await probe('ip', ['-o', 'link', 'show']);
-  assert.not.match(links, /heca/, 'no veth left');
-  const ps = await probe('ps', ['-eo', 'args']);
-  assert.not.ok(ps.split('\n').some((l) => l.includes('qemu-system') && l.includes('-name heca-')), 'no QEMU left');
+  assert.equal(await leftovers(), [], 'no QEMU, namespace, veth or owner record left');
 });
 
 test.run();

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { run } from '../../tools/lib/exec.ts';
-import { repoRoot, downloadDir } from '../../tools/lib/paths.ts';
+import { run } from '../../tools/core/exec.ts';
+import { repoRoot, downloadDir } from '../../tools/core/paths.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'heca-patches-'));
 const patches = join(tmp, 'patches');

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { firmwareDirs, qemuBinary } from '../../tools/lib/paths.ts';
+import { firmwareDirs, qemuBinary } from '../../tools/core/paths.ts';
 import { QmpClient } from '../../tools/qmp/client.ts';
 import { QmpCommandError, QmpConnectError, QmpDisconnectedError, QmpError, QmpNegotiationError, QmpTimeoutError } from '../../tools/qmp/errors.ts';
 

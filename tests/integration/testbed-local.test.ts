@@ -11,11 +11,11 @@ import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HecaError } from '../../tools/lib/errors.ts';
-import { run, spawnLogged, type Spawned } from '../../tools/lib/exec.ts';
-import { repoRoot } from '../../tools/lib/paths.ts';
-import { probeLinkSupport } from '../../bench/lib/links.ts';
-import { DST_ADDR, LocalTestbed, OWNER_DIR, SRC_ADDR, testbedNames } from '../../bench/lib/testbed-local.ts';
+import { HecaError } from '../../tools/core/errors.ts';
+import { run, spawnLogged, type Spawned } from '../../tools/core/exec.ts';
+import { repoRoot } from '../../tools/core/paths.ts';
+import { probeLinkSupport } from '../../bench/testbed/links.ts';
+import { DST_ADDR, LocalTestbed, OWNER_DIR, SRC_ADDR, testbedNames } from '../../bench/testbed/local/testbed.ts';
 
 const isRoot = process.getuid?.() === 0;
 const T = isRoot ? test : test.skip;
@@ -192,7 +192,7 @@ T('destroy removes both namespaces and the owner record, and is idempotent', asy
 const childFile = join(tmp, 'child.mts');
 writeFileSync(
   childFile,
-  `import { LocalTestbed } from ${JSON.stringify(join(repoRoot, 'bench', 'lib', 'testbed-local.ts'))};
+  `import { LocalTestbed } from ${JSON.stringify(join(repoRoot, 'bench', 'testbed', 'local', 'testbed.ts'))};
 const bed = await LocalTestbed.create({ link: 'lan1g' });
 console.log('ready ' + bed.id);
 if (process.argv[2] === 'throw') setTimeout(() => { throw new Error('boom'); }, 100);

@@ -1,19 +1,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HecaError } from '../../tools/lib/errors.ts';
-import { parseAccel } from '../../bench/lib/accel.ts';
-import { checkMemory, memAvailableMib } from '../../bench/lib/host.ts';
-import { parseScenarios, scenarioId, SCENARIOS } from '../../bench/lib/scenarios.ts';
-import { GUEST_OVERHEAD_MIB, makeWorkload } from '../../bench/lib/workloads.ts';
-import { vmArgs } from '../../bench/lib/vm.ts';
-import { hecaParameters, missingHecaParameter } from '../../bench/lib/engine.ts';
+import { chooseAccel, parseAccel } from '../../bench/engine/accel.ts';
+import { checkMemory, memAvailableMib } from '../../bench/testbed/host.ts';
+import { parseScenarios, scenarioId, SCENARIOS, type ScenarioSpec } from '../../bench/scenario/catalog.ts';
+import { GUEST_OVERHEAD_MIB, makeWorkload } from '../../bench/scenario/workloads.ts';
+import { vmArgs } from '../../bench/guest/vm.ts';
+import { missingHecaParameter } from '../../bench/engine/arrange.ts';
+import { hecaParameters } from '../../bench/scenario/policy.ts';
 import { errorOf } from '../helpers.ts';
 
 
-test('scenario ids derive from parameters and are unique', () => {
+test('scenario ids: the known ones, unique, unchanged since results were first written', () => {
   const ids = SCENARIOS.map((s) => s.id);
   assert.is(new Set(ids).size, ids.length);
-  for (const s of SCENARIOS) assert.is(s.id, scenarioId(s));
   assert.is(scenarioId({ mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }), 'hybrid-mgmt-switch60s');
   assert.is(scenarioId({ mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, converge_timeout_s: 0 }), 'hybrid-qemu-deadline10s');
   assert.is(scenarioId({ mode: 'postcopy', switchover: 'qemu', converge_timeout_s: 0 }), 'postcopy-qemu-immediate');
@@ -25,6 +24,24 @@ test('scenario ids derive from parameters and are unique', () => {
   assert.equal(SCENARIOS.map((s) => s.name), ['precopy', 'postcopy', 'full', 'hybrid10', 'hybrid60', 'mgmt-hybrid10', 'mgmt-hybrid60']);
   const [p] = parseScenarios('precopy', 30);
   assert.is(p!.id, 'precopy-timeout30s', 'a changed parameter changes the id');
+});
+
+test('every dimension of a scenario changes its id; defaults (TCP, no fault) add nothing', () => {
+  const base: ScenarioSpec = { mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, postcopy_on_convergence: true, converge_timeout_s: 0 };
+  const id = scenarioId(base);
+  assert.is(id, 'hybrid-qemu-deadline10s-on-convergence');
+  const variants: [string, ScenarioSpec][] = [
+    ['mode', { ...base, mode: 'postcopy' }],
+    ['switchover', { ...base, switchover: 'mgmt' }],
+    ['switch_after_s', { ...base, switch_after_s: 11 }],
+    ['postcopy_on_convergence', { ...base, postcopy_on_convergence: false }],
+    ['faults', { ...base, faults: [{ kind: 'link-down', at_s: 2 }] }],
+  ];
+  for (const [dim, v] of variants) assert.is.not(scenarioId(v), id, `${dim} changes the experiment`);
+  assert.is(scenarioId({ ...base, faults: [{ kind: 'link-down', at_s: 2 }] }), `${id}-fault-link-down2s`);
+  assert.is.not(scenarioId({ mode: 'precopy', converge_timeout_s: 60 }), scenarioId({ mode: 'precopy', converge_timeout_s: 120 }), 'the pre-copy timeout');
+  assert.is(scenarioId({ ...base, transport: 'tcp', faults: [] }), id, 'defaults spelled out: the same id');
+  for (const s of SCENARIOS) assert.equal([s.transport, s.faults], ['tcp', []], `${s.name} says what it runs over`);
 });
 
 test('heca parameters: hybridT switches by deadline and through post-copy on convergence; full by itself; upstream ones none', () => {
@@ -71,6 +88,25 @@ test('memory larger than the host can give is refused before anything starts', (
 test('accelerator names are checked', () => {
   assert.is(parseAccel('tcg'), 'tcg');
   assert.match(errorOf(() => parseAccel('hvf')).fix ?? '', 'auto');
+});
+
+test('--accel auto boots a probe guest under KVM and follows its verdict; tcg and kvm do not probe', async () => {
+  let probes = 0;
+  const probe = (ok: boolean) => async () => {
+    probes++;
+    return { ok, detail: ok ? 'ready after 2.0 s' : 'QEMU exited while starting' };
+  };
+  const noKvm = { devKvm: false, pvm: false };
+  const kvm = { devKvm: true, pvm: false };
+  assert.equal(await chooseAccel('auto', probe(true), noKvm), { accel: 'tcg', reason: 'no /dev/kvm on this host' });
+  assert.is(probes, 0, 'no /dev/kvm: no probe');
+  assert.equal(await chooseAccel('auto', probe(true), kvm), { accel: 'kvm', reason: 'a probe guest booted under KVM (ready after 2.0 s)' });
+  assert.equal(await chooseAccel('auto', probe(false), { devKvm: true, pvm: true }), { accel: 'tcg', reason: 'a probe guest did not boot under KVM (QEMU exited while starting); kvm_pvm is loaded: this /dev/kvm is a paravirtual KVM' });
+  assert.is(probes, 2);
+  assert.equal(await chooseAccel('tcg', probe(true), kvm), { accel: 'tcg', reason: 'requested with --accel tcg' });
+  assert.equal(await chooseAccel('kvm', probe(false), kvm), { accel: 'kvm', reason: 'requested with --accel kvm (no probe)' });
+  assert.is(probes, 2, '--accel tcg|kvm never probe');
+  await chooseAccel('kvm', probe(true), noKvm).then(() => assert.unreachable('kvm without /dev/kvm'), (e: Error) => assert.match(e.message, '--accel kvm but there is no /dev/kvm'));
 });
 
 test('QEMU command line: incoming, shared memory file, two serial ports', () => {

@@ -3,14 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compareDebVersions, upstreamVersion } from '../../tools/lib/debver.ts';
-import { HecaError } from '../../tools/lib/errors.ts';
-import { parseAmFailure } from '../../tools/lib/gittree.ts';
-import { parseConfig, unmetOptions } from '../../tools/lib/build-kernel.ts';
-import { parseNinjaProgress, qemuConfigureFlags } from '../../tools/lib/build-qemu.ts';
-import { formProblems, parsePatchFile } from '../../tools/lib/patch-check.ts';
-import { parseSeriesFile, readSeries } from '../../tools/lib/series.ts';
-import { newestInSeries, parseShowsrcVersions } from '../../tools/lib/sources.ts';
+import { compareDebVersions, upstreamVersion } from '../../tools/source/debver.ts';
+import { HecaError } from '../../tools/core/errors.ts';
+import { parseAmFailure } from '../../tools/patch/apply.ts';
+import { parseConfig, unmetOptions } from '../../tools/build/kconfig.ts';
+import { allConfigText } from '../../tools/build/kernel.ts';
+import { parseNinjaProgress, qemuConfigureFlags } from '../../tools/build/qemu.ts';
+import { formProblems, parsePatchFile } from '../../tools/patch/check.ts';
+import { parseSeriesFile, readSeries } from '../../tools/patch/series.ts';
+import { newestInSeries, parseShowsrcVersions } from '../../tools/source/sources.ts';
 
 test('Debian versions compare like dpkg', () => {
   assert.ok(compareDebVersions('1:10.0.13+ds-0+deb13u1', '1:10.0.2+ds-1') > 0);
@@ -80,6 +81,12 @@ test('kernel config fragments: unmet options are listed', () => {
   const want = parseConfig('CONFIG_KVM=y\n# CONFIG_DEBUG_INFO is not set\nCONFIG_RDMA_RXE=y\n');
   const got = parseConfig('CONFIG_KVM=y\nCONFIG_DEBUG_INFO=y\n');
   assert.equal(unmetOptions(want, got), ['CONFIG_DEBUG_INFO=n (got y)', 'CONFIG_RDMA_RXE=y (got n)']);
+});
+
+test('kernel config fragments: one KCONFIG_ALLCONFIG file, in order, the last value wins', () => {
+  const text = allConfigText([{ name: 'a.config', text: 'CONFIG_NET=y\nCONFIG_VETH=y' }, { name: 'b.config', text: '# CONFIG_VETH is not set\n' }]);
+  assert.is(text, '# ---- a.config\nCONFIG_NET=y\nCONFIG_VETH=y\n# ---- b.config\n# CONFIG_VETH is not set\n');
+  assert.is(parseConfig(text).get('CONFIG_VETH'), 'n');
 });
 
 test('QEMU configure flags and ninja progress', () => {

@@ -4,21 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GuestChannel, parseGuestLine } from '../../bench/lib/guest-channel.ts';
-import { guestAppend, parseAptShow, parseKernelDepends } from '../../bench/lib/guest-image.ts';
-import { HecaError } from '../../tools/lib/errors.ts';
-import { errorOf } from '../helpers.ts';
+import { GuestChannel, parseGuestLine } from '../../bench/guest/channel.ts';
+import { guestAppend, parseAptShow, parseKernelDepends } from '../../bench/guest/image.ts';
+import { errorOf, rejectionOf as rejection } from '../helpers.ts';
 
 
-async function rejection(p: Promise<unknown>): Promise<HecaError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, HecaError);
-    return e as HecaError;
-  }
-  throw new Error('no rejection');
-}
 
 test('guestAppend: console, init and every workload parameter, with defaults', () => {
   const a = guestAppend({ arena_mib: 128 });

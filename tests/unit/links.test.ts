@@ -4,9 +4,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HecaError } from '../../tools/lib/errors.ts';
-import { describeLink, LINK_NAMES, LINK_PROFILES, onPath, parseLink, requireNetnsHost, shapingArgs, tbfBurstBytes } from '../../bench/lib/links.ts';
-import { testbedNames } from '../../bench/lib/testbed-local.ts';
+import { HecaError } from '../../tools/core/errors.ts';
+import { describeLink, LINK_NAMES, LINK_PROFILES, onPath, parseLink, requireNetnsHost, shapingArgs, tbfBurstBytes } from '../../bench/testbed/links.ts';
+import { testbedNames } from '../../bench/testbed/local/testbed.ts';
 import { errorOf } from '../helpers.ts';
 
 test('the four profiles, with their rates and delays', () => {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pollUntil } from '../../tools/lib/poll.ts';
+import { pollUntil } from '../../tools/core/poll.ts';
 
 test('returns the first defined value, polling at the given pace', async () => {
   let calls = 0;

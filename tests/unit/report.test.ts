@@ -1,12 +1,15 @@
 /** Units, tables, and a report written from a result with a failed and a corrupted run. */
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { faultsCell, formatBytes, formatMs, formatStat, formatUs, mdTable } from '../../bench/lib/format.ts';
-import { writeReport } from '../../bench/lib/report.ts';
-import { baselineIndex, compareScenarios, summarize } from '../../bench/lib/stats.ts';
+import { faultsCell, formatBytes, formatMs, formatStat, formatUs, mdTable } from '../../bench/report/format.ts';
+import { createCanvas, loadImage } from 'canvas';
+import type { ChartConfiguration } from 'chart.js';
+import { chartSpecs, renderChart, type ChartSpec } from '../../bench/report/charts.ts';
+import { writeReport } from '../../bench/report/report.ts';
+import { baselineIndex, compareScenarios, summarize } from '../../bench/results/stats.ts';
 import { fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 
 test('human units', () => {
@@ -63,8 +66,68 @@ test('the report puts failures first and draws every chart', async () => {
   for (const c of charts) {
     const buf = readFileSync(join(out, 'charts', c));
     assert.equal([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${c} is a PNG`);
-    assert.ok(statSync(join(out, 'charts', c)).size > 10_000, `${c} has content`);
     assert.match(md, `(charts/${c})`, `${c} is linked from the report`);
+  }
+});
+
+/** A result whose pre-copy never converged (cancelled at 15 s), next to a post-copy that completed. */
+function withNotConverged() {
+  const cancelled = (repeat: number) => ({ ...fixtureRun(repeat, { status: 'not-converged', total: null, wire: 1700 * 1048576 }), phases: [{ at_ms: 0, name: 'migrate' as const }, { at_ms: 15_000 + repeat, name: 'cancel' as const }] });
+  const pre = fixtureScenario('precopy', 'precopy', [cancelled(1), cancelled(2)]);
+  const post = fixtureScenario('postcopy', 'postcopy', [fixtureRun(1, { total: 2000 }), fixtureRun(2, { total: 4000 })]);
+  for (const s of [pre, post]) s.summary = summarize(s.runs, MEM_MIB);
+  return { labels: ['precopy', 'postcopy'], scenarios: [pre, post], subtitle: 'fixture' };
+}
+
+const dataOf = (spec: ChartSpec | undefined, label: string) => spec?.config.data.datasets.find((d) => d.label === label)?.data;
+const tick = (spec: ChartSpec | undefined, i: number) => (spec?.config.options?.scales?.x?.ticks as { callback: (v: unknown, i: number) => unknown }).callback(undefined, i);
+
+test('charts show a pre-copy that never converged, marked, with what it cost until cancelled; downtime is STOP→RESUME', () => {
+  const specs = chartSpecs(withNotConverged());
+  const by = (key: string) => specs.find((c) => c.key === key);
+  for (const key of ['time', 'downtime', 'bytes', 'overhead', 'pages']) {
+    assert.equal(tick(by(key), 0), ['precopy', 'did not converge (cancelled at 15 s)'], `${key}: marked under its name`);
+    assert.is(tick(by(key), 1), 'postcopy');
+  }
+  assert.equal(dataOf(by('time'), 'did not converge: until cancelled (median)'), [15.0015, null], 'time until cancelled');
+  assert.equal(dataOf(by('time'), 'total time (median)'), [null, 3]);
+  assert.equal(dataOf(by('time'), 'did not converge (each run)'), [{ x: 'precopy', y: 15.001 }, { x: 'precopy', y: 15.002 }]);
+  assert.equal(dataOf(by('bytes'), 'pre-copy'), [100, 100], 'the bytes it sent until then are drawn');
+  assert.equal(dataOf(by('bytes'), 'on the wire (link, both ways)'), [1700, 256]);
+  assert.equal(dataOf(by('overhead'), 'did not converge: until cancelled (median)'), [1700 / MEM_MIB, null]);
+  assert.equal(dataOf(by('downtime'), 'downtime STOP→RESUME (median)'), [null, 15], 'the host-measured downtime (fixtures: QEMU says 10 ms)');
+  assert.match(String(by('downtime')?.config.options?.plugins?.title?.text), 'STOP → destination RESUME (host-measured)');
+  assert.match(String(by('timeline:precopy')?.config.options?.plugins?.title?.text), 'did not converge (cancelled at 15 s)');
+});
+
+test('the timeline charts the query-migrate history when the run has one', () => {
+  const inp = withNotConverged();
+  inp.scenarios[1]!.runs[0]!.progress = [0, 200, 400].map((t, i) => ({ t_ms: t, status: 'active', transferred: i * 1048576, remaining: (3 - i) * 1048576, dirty_rate: 1000, postcopy_requests: 0, mbps: 800 }));
+  const tl = chartSpecs(inp).find((c) => c.key === 'timeline:postcopy');
+  assert.equal(dataOf(tl, 'RAM still to send (MiB, query-migrate)'), [{ x: 0, y: 3 }, { x: 0.2, y: 2 }, { x: 0.4, y: 1 }]);
+  assert.is(chartSpecs(inp).find((c) => c.key === 'timeline:precopy')?.config.data.datasets.length, 2, 'no history, no line');
+});
+
+/** Pixels with colour in them (not white, grey or black): what the data draws, and the legend's swatches. */
+async function colouredPixels(png: Buffer): Promise<number> {
+  const img = await loadImage(png);
+  const ctx = createCanvas(img.width, img.height).getContext('2d');
+  ctx.drawImage(img, 0, 0);
+  const px = ctx.getImageData(0, 0, img.width, img.height).data;
+  let n = 0;
+  for (let i = 0; i < px.length; i += 4) if (Math.max(px[i]!, px[i + 1]!, px[i + 2]!) - Math.min(px[i]!, px[i + 1]!, px[i + 2]!) > 40) n++;
+  return n;
+}
+
+test('every chart draws its data: more coloured pixels than the same chart with its data taken out', async () => {
+  const inp = withNotConverged();
+  const specs = chartSpecs(inp);
+  const empty = chartSpecs(inp).map((c) => ({ ...c.config, data: { ...c.config.data, datasets: c.config.data.datasets.map((d) => ({ ...d, data: [] })) } }) as ChartConfiguration);
+  assert.equal(specs.map((c) => c.key), ['time', 'downtime', 'bytes', 'overhead', 'pages', 'faultCdf', 'demand', 'timeline:precopy', 'timeline:postcopy']);
+  for (const [i, c] of specs.entries()) {
+    const full = await colouredPixels(await renderChart(c.config));
+    const none = await colouredPixels(await renderChart(empty[i]!));
+    assert.ok(full - none > 300, `${c.file}: ${full} coloured pixels with data, ${none} without`);
   }
 });
 

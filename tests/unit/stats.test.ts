@@ -3,9 +3,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { baselineIndex, compareScenarios, latencyCdf, median, quantile, summarize } from '../../bench/lib/stats.ts';
-import { postcopyLatency, registerSummary } from '../../bench/lib/engine.ts';
-import { repoRoot } from '../../tools/lib/paths.ts';
+import { baselineIndex, compareScenarios, latencyCdf, median, quantile, summarize } from '../../bench/results/stats.ts';
+import { postcopyLatency } from '../../bench/engine/collect.ts';
+import { registerSummary } from '../../bench/engine/side.ts';
+import { repoRoot } from '../../tools/core/paths.ts';
 import type { MigrationInfo } from '../../tools/qmp/types.ts';
 import { fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 

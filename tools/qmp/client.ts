@@ -13,8 +13,8 @@
  */
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
-import { debug, isVerbose } from '../lib/log.ts';
-import { connectRetrying, SocketConnectError } from '../lib/sockaddr.ts';
+import { debug, isVerbose } from '../core/log.ts';
+import { connectRetrying, SocketConnectError } from '../core/sockaddr.ts';
 import { QmpCommandError, QmpConnectError, QmpDisconnectedError, QmpNegotiationError, QmpTimeoutError } from './errors.ts';
 import type { ArgsOf, QmpCommandName, QmpEvent, QmpGreeting, ReturnOf } from './types.ts';
 

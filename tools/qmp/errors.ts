@@ -3,7 +3,7 @@
  * qemu.qmp's hierarchy: every error is a HecaError (what / why / fix), and
  * callers that care can tell them apart with instanceof.
  */
-import { HecaError } from '../lib/errors.ts';
+import { HecaError } from '../core/errors.ts';
 
 export class QmpError extends HecaError {
   constructor(what: string, opts: { why: string; fix?: string; details?: string; cause?: unknown }) {

@@ -1,0 +1,119 @@
+/**
+ * Everything a bench invocation sets up before its first run: the checks
+ * that need no testbed, the testbed itself (stale leftovers of killed runs
+ * removed; the nested one booted, checked and its link measured), the
+ * accelerator, and the environment every result records.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { HecaError } from '../../tools/core/errors.ts';
+import { probe, showCommand } from '../../tools/core/exec.ts';
+import { info } from '../../tools/core/log.ts';
+import { guestAppend, type GuestImage } from '../guest/image.ts';
+import { vmArgs } from '../guest/vm.ts';
+import type { Environment, LinkProfileName, ScenarioParams, WorkloadParams } from '../results/schema.ts';
+import { makeWorkload } from '../scenario/workloads.ts';
+import { hostFacts, requireRoot } from '../testbed/host.ts';
+import { assertLinkSupported, describeLink } from '../testbed/links.ts';
+import { LocalTestbed } from '../testbed/local/testbed.ts';
+import { measureLink } from '../testbed/nested/link-probes.ts';
+import { NestedTestbed } from '../testbed/nested/testbed.ts';
+import { chooseAccel, probeKvm, type AccelRequest } from './accel.ts';
+import { qemuProvenance } from './provenance.ts';
+import type { RunContext } from './run-once.ts';
+
+export interface PrepareOptions {
+  testbed: 'local' | 'nested';
+  accel: AccelRequest;
+  link: LinkProfileName;
+  memMib: number;
+  out: string;
+  warmupS: number;
+  qemu: string;
+  guest: GuestImage;
+}
+
+export interface Prepared {
+  ctx: RunContext;
+  env: Environment;
+  /** Power off what prepare() started (the nested testbed's hosts); the local testbed is made per run. */
+  close(): Promise<void>;
+}
+
+/** The kernel command line of the heca guest for a workload. */
+export function workloadAppend(w: WorkloadParams): string {
+  return guestAppend({ arena_mib: w.arena_mib, ws_mib: w.working_set_mib, rate: w.write_rate, pattern: w.pattern });
+}
+
+/** --dry-run: the two QEMU command lines and the plan, as text. */
+export function dryRunText(o: PrepareOptions, scenarios: ScenarioParams[], w: WorkloadParams, repeat: number): string {
+  const cfg = { accel: 'tcg' as const, memMib: w.mem_mib, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend(w) };
+  return [
+    '# destination (in the dst namespace)',
+    showCommand(o.qemu, vmArgs({ ...cfg, name: 'heca-dst', dir: join(o.out, 'logs', 'RUN', 'dst'), incoming: true })),
+    '# source (in the src namespace)',
+    showCommand(o.qemu, vmArgs({ ...cfg, name: 'heca-src', dir: join(o.out, 'logs', 'RUN', 'src') })),
+    `# ${scenarios.length} scenario(s) × ${repeat} repeat(s): ${scenarios.map((s) => s.id).join(', ')}; link ${o.link}`,
+    '',
+  ].join('\n');
+}
+
+export async function prepare(o: PrepareOptions): Promise<Prepared> {
+  requireRoot('bench/run.ts');
+  if (o.testbed === 'local') await assertLinkSupported(o.link);
+  mkdirSync(o.out, { recursive: true });
+  await LocalTestbed.cleanupStale();
+
+  let nested: NestedTestbed | undefined;
+  let accel: { accel: 'tcg' | 'kvm'; reason: string };
+  if (o.testbed === 'nested') {
+    // The whole result directory is shared with the L1 hosts: the L2 QEMUs write their logs into it.
+    nested = await NestedTestbed.create({ link: o.link, dir: join(o.out, 'nested'), sharedDir: o.out, memMib: Math.max(3072, 2 * o.memMib + 1024) });
+    const f = [nested.facts.a, nested.facts.b];
+    const missing = f.filter((h) => !h.nested_kvm);
+    if (missing.length) {
+      await nested.destroy();
+      throw new HecaError('nested KVM is not available in the L1 hosts', { why: missing.map((h) => `${h.name}: ${h.nested_kvm_detail}`).join('; '), fix: 'the L1 hosts need a CPU with SVM/VMX: TCG -cpu max has SVM' });
+    }
+    accel = { accel: 'kvm', reason: `L2 guests under nested KVM (${f[0]!.nested_kvm_detail}) in L1 hosts under ${nested.accel.accel} (${nested.accel.reason})` };
+  } else {
+    accel = await chooseAccel(o.accel, () => probeKvm(o.qemu, o.guest, workloadAppend(makeWorkload('idle', 256)), o.out));
+  }
+  info(`accelerator: ${accel.accel} (${accel.reason})`);
+  try {
+    const qemuVersion = (await probe(o.qemu, ['--version'])).split('\n')[0] ?? 'unknown';
+    const host = hostFacts();
+    const env: Environment = {
+      accel: accel.accel,
+      accel_reason: accel.reason,
+      qemu_version: qemuVersion,
+      kernel_version: host.kernel,
+      guest_kernel: o.guest.kernelVersion,
+      link: o.link,
+      link_desc: describeLink(o.link),
+      host_cpus: host.cpus,
+      host_mem_mib: host.mem_mib,
+      testbed: o.testbed,
+      qemu_build: await qemuProvenance(o.qemu, qemuVersion),
+      started_at: new Date().toISOString(),
+    };
+    const ctx: RunContext = { qemu: o.qemu, accel: accel.accel, link: o.link, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend, outDir: o.out, warmupS: o.warmupS, port: 4444 };
+    if (nested) {
+      const bed = nested;
+      env.kernel_version = bed.facts.a.kernel;
+      env.nested = {
+        l1_accel: `${bed.accel.accel} (${bed.accel.reason})`,
+        l1_kernel: bed.facts.a.kernel,
+        up_ms: bed.upMs,
+        hosts: [bed.facts.a, bed.facts.b].map((h) => ({ name: h.name, boot_ms: h.boot_ms, boot_hangs: h.boot_hangs.length, nested_kvm: h.nested_kvm, nested_kvm_detail: h.nested_kvm_detail, rxe_state: h.rxe.state })),
+      };
+      ctx.testbed = async () => bed.runTestbed();
+      info('measuring the link between the L1 hosts (ib_read_lat, ib_read_bw, qperf)');
+      env.nested.link_probes = await measureLink(bed);
+    }
+    return { ctx, env, close: async () => nested?.destroy() };
+  } catch (e) {
+    await nested?.destroy();
+    throw e;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The engine: one migration of the heca guest from a source QEMU to a
+ * destination QEMU, driven through QMP the way a management layer drives
+ * upstream QEMU, ending with the guest's page-by-page integrity check.
+ * Produces one RunRecord; never leaves a QEMU, namespace or veth behind.
+ *
+ * The run goes through phases, each in its own module:
+ *   arrange   (arrange.ts)  testbed, QEMUs, guest booted; capabilities, parameters, events
+ *   migrate   (observe.ts)  `migrate`, and what the scenario's policy does right after it
+ *   observe   (observe.ts)  poll the source, asking the policy at every tick, until the end
+ *   collect   (collect.ts)  the record's figures and status
+ *   verify    (verify.ts)   the integrity check where the guest now runs
+ *   teardown  (here)        the guest's timeline, logs, QEMUs and testbed gone
+ */
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HecaError } from '../../tools/core/errors.ts';
+import { debug } from '../../tools/core/log.ts';
+import type { RunRecord, ScenarioParams, WorkloadParams } from '../results/schema.ts';
+import { policyFor } from '../scenario/policy.ts';
+import { onCleanup } from '../testbed/cleanup.ts';
+import { prepareMigration, startHosts } from './arrange.ts';
+import { collect, collectTimeline } from './collect.ts';
+import { observe, startMigration } from './observe.ts';
+import { newRun, type Run, type RunContext } from './run.ts';
+import { saveRegisters, sideOf } from './side.ts';
+import { verify } from './verify.ts';
+
+export type { RunContext, RunHooks } from './run.ts';
+
+export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadParams, repeat: number): Promise<RunRecord> {
+  const run = newRun(ctx, sc, w, repeat);
+  const unregister = onCleanup(() => teardown(run));
+  try {
+    const { src, dst, bed } = await startHosts(run);
+    const m = await prepareMigration(run, policyFor(sc), sideOf(src, 'source'), sideOf(dst, 'destination'), bed);
+    await startMigration(m);
+    await ctx.hooks?.migrating?.(src, dst);
+    const outcome = await observe(m);
+    const where = await collect(m, outcome);
+    await verify(m, where === 'dst' ? dst : src, where, ctx.hooks);
+  } catch (e) {
+    await recordFailure(run, e);
+  } finally {
+    collectTimeline(run.rec, [{ side: 'src', messages: run.src?.channel.messages ?? [] }, { side: 'dst', messages: run.dst?.channel.messages ?? [] }], run.t0);
+    writeFileSync(join(run.logs, 'guest-src.jsonl'), (run.src?.channel.messages ?? []).map((m) => JSON.stringify(m)).join('\n'));
+    writeFileSync(join(run.logs, 'guest-dst.jsonl'), (run.dst?.channel.messages ?? []).map((m) => JSON.stringify(m)).join('\n'));
+    await teardown(run);
+    unregister();
+  }
+  const rec = run.rec;
+  debug(`run record: ${JSON.stringify({ ...rec, guest: { ...rec.guest, ops_timeline: rec.guest.ops_timeline.length }, progress: rec.progress?.length })}`);
+  return rec;
+}
+
+/** The run failed: why, in the record and in logs/<run>/error.txt, with where the guests' CPUs were. */
+async function recordFailure(run: Run, e: unknown): Promise<void> {
+  const rec = run.rec;
+  rec.status = 'failed';
+  rec.reason = e instanceof HecaError ? `${e.message}: ${e.why}` : String(e);
+  const details = e instanceof HecaError && e.details ? `\n${e.details}` : '';
+  // A guest that hung at boot or stopped answering says more by its registers.
+  const cpus: string[] = [];
+  for (const [vm, dir] of [[run.src, 'src'], [run.dst, 'dst']] as const) {
+    const file = join(run.logs, dir, 'registers.txt');
+    if (vm && !vm.exited && !existsSync(file)) {
+      const regs = await saveRegisters(sideOf(vm, dir === 'src' ? 'source' : 'destination'), file);
+      if (regs) cpus.push(`${dir} CPU: ${regs} (${file})`);
+    }
+  }
+  writeFileSync(join(run.logs, 'error.txt'), `${rec.reason}${details}\n${cpus.map((l) => `${l}\n`).join('')}`);
+}
+
+/** Phase 6: both QEMUs stopped, the testbed destroyed, RAM files removed. Safe to call twice. */
+async function teardown(run: Run): Promise<void> {
+  await Promise.allSettled([run.src?.stop(), run.dst?.stop()]);
+  await run.bed?.destroy();
+  for (const f of run.memFiles) rmSync(f, { force: true });
+}

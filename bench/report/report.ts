@@ -1,0 +1,85 @@
+/**
+ * OUT/report.md: the environment, the workload, per-scenario summaries,
+ * ratios to the baseline, every run, failures first, and the charts.
+ */
+import { writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { envSubtitle, writeCharts } from './charts.ts';
+import { formatBytes, mdTable, problems, ratioTable, RUN_HEAD, runLine, summaryTable } from './format.ts';
+import type { BenchResult, Environment, QemuBuild, WorkloadParams } from '../results/schema.ts';
+import { convergenceEnd } from '../scenario/catalog.ts';
+
+export function environmentTable(env: Environment): string {
+  const rows: string[][] = [
+    ['accelerator', `${env.accel} — ${env.accel_reason}`],
+    ['QEMU', env.qemu_version + (env.qemu_build ? ` (${qemuBuildText(env.qemu_build)})` : '')],
+    ['host kernel', env.kernel_version],
+    ['guest kernel', env.guest_kernel],
+    ['testbed', env.testbed],
+    ['link', env.link_desc],
+    ['host', `${env.host_cpus} CPUs, ${env.host_mem_mib} MiB`],
+    ['started', env.started_at],
+  ];
+  const n = env.nested;
+  if (n) {
+    rows.splice(2, 1, ['L1 host kernel', env.kernel_version]);
+    rows.push(['L1 hosts', `${n.hosts.map((h) => `${h.name} up in ${(h.boot_ms / 1000).toFixed(1)} s${h.boot_hangs ? ` (after ${h.boot_hangs} failed boot${h.boot_hangs > 1 ? 's' : ''}: hung or QEMU crashed)` : ''}, nested KVM ${h.nested_kvm ? 'yes' : 'no'} (${h.nested_kvm_detail}), rxe0 ${h.rxe_state}`).join('; ')}; L1 under ${n.l1_accel}`]);
+    const p = n.link_probes;
+    if (p) {
+      rows.push(['link probes (A → B)', `RDMA READ 4 KiB over rxe: typical ${p.ib_read_lat.t_typical_us} µs, p99 ${p.ib_read_lat.p99_us} µs, ` +
+        `${p.ib_read_bw.bw_avg_mb_s} ${p.ib_read_bw.unit}; TCP 4 KiB request/response ${p.tcp_rr_us} µs, stream ${(p.tcp_bw_bytes_s / 1e6).toFixed(1)} MB/s`]);
+    }
+  }
+  return mdTable(['', ''], rows);
+}
+
+/** Where the QEMU came from: heca's build and its series, or the binary $HECA_QEMU named. */
+export function qemuBuildText(b: QemuBuild): string {
+  if (b.origin === 'HECA_QEMU') return `HECA_QEMU=${b.path}, binary sha256 ${b.sha256.slice(0, 12)}: not a heca build`;
+  const series = b.patches.length ? `series ${b.patches.join(', ')}, sha256 ${b.series_sha256.slice(0, 12)}` : 'no patch series';
+  return `${b.version}; ${series}${b.sha256 ? `; binary sha256 ${b.sha256.slice(0, 12)}` : ''}`;
+}
+
+export function workloadTable(w: WorkloadParams): string {
+  return mdTable(['workload', 'guest RAM', 'arena', 'working set', 'write rate', 'pattern'], [[
+    w.name, formatBytes(w.mem_mib * 1048576), formatBytes(w.arena_mib * 1048576), formatBytes(w.working_set_mib * 1048576),
+    w.write_rate ? `${w.write_rate} pages/s` : 'as fast as it can', w.pattern,
+  ]]);
+}
+
+/** Write charts under OUT/charts and OUT/report.md; returns the report's path. */
+export async function writeReport(result: BenchResult, out: string): Promise<string> {
+  const labels = result.scenarios.map((s) => s.scenario.name);
+  const charts = await writeCharts({ labels, scenarios: result.scenarios, subtitle: envSubtitle(result.environment) }, join(out, 'charts'));
+  const img = (key: string, alt: string) => (charts[key] ? `![${alt}](${relative(out, charts[key])})\n` : '');
+  const bad = problems(labels, result.scenarios);
+  const md: string[] = [
+    `# heca migration benchmark: ${labels.join(', ')}`,
+    '',
+    bad.length ? `## ⚠ Failures\n\n${bad.map((b) => `- ${b}`).join('\n')}\n` : '**All runs passed their integrity check.**\n',
+    '## Environment\n',
+    environmentTable(result.environment),
+    '',
+    'Absolute times from these machines only mean something against the baseline measured in the same run: read the ratios.\n',
+    `Command: \`${result.command.join(' ')}\`\n`,
+    '## Workload\n',
+    workloadTable(result.scenarios[0]!.workload),
+    '',
+    '## Scenarios\n',
+    mdTable(['name', 'id', 'a converged pre-copy ends in', 'description'], result.scenarios.map((s) => [s.scenario.name, s.scenario.id, convergenceEnd(s.scenario), s.scenario.description])),
+    '',
+    '## Summary\n',
+    summaryTable(labels, result.scenarios),
+    '',
+  ];
+  if (result.comparison) {
+    md.push(`## Ratios to ${result.comparison.baseline}\n`, 'Per repeat: scenario ÷ baseline of the same repeat (repeats are interleaved); median [min–max] over repeats.\n', ratioTable(labels, result.scenarios, result.comparison), '');
+  }
+  md.push('## Charts\n', img('time', 'migration time'), img('downtime', 'downtime'), img('bytes', 'bytes by phase'), img('overhead', 'wire over RAM'), img('pages', 'pages'), img('faultCdf', 'fault latency CDF'), img('demand', 'post-copy pages on demand vs background'));
+  for (const l of labels) md.push(img(`timeline:${l}`, `guest throughput during ${l}`));
+  md.push('## Runs\n');
+  result.scenarios.forEach((s, i) => md.push(`### ${labels[i]}\n`, mdTable(RUN_HEAD, s.runs.map(runLine)), ''));
+  const path = join(out, 'report.md');
+  writeFileSync(path, `${md.join('\n')}\n`);
+  return path;
+}

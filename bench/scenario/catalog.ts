@@ -1,0 +1,112 @@
+/**
+ * Migration scenarios. A scenario is data: a switchover policy (policy.ts
+ * turns it into what the engine does), a transport and the faults injected;
+ * its id is derived from every one of them, so two runs with the same id are
+ * the same experiment. (The workload is the invocation's, recorded next to
+ * each scenario in the result.) Dimensions at their defaults (TCP, no fault)
+ * add nothing to the id, so the ids of earlier results stay valid.
+ *
+ * Upstream QEMU's modes, driven from the management side (QMP):
+ *   precopy        pre-copy only, bounded by a convergence timeout ("not converged" is a result)
+ *   postcopy       migrate-start-postcopy right after migrate
+ *   mgmt-hybridT   pre-copy for T s, then the management side calls migrate-start-postcopy
+ * heca's modes, decided inside QEMU (qemu-patches: postcopy-switchover):
+ *   full           postcopy-switchover=immediate: no pre-copy pass at all
+ *   hybridT        postcopy-switchover=deadline, postcopy-deadline=T s, and
+ *                  postcopy-on-convergence=true: a pre-copy that converges earlier
+ *                  switches through post-copy, never stop-and-copy
+ */
+import { HecaError } from '../../tools/core/errors.ts';
+import type { FaultSpec, ScenarioParams } from '../results/schema.ts';
+
+export interface ScenarioSpec {
+  mode: ScenarioParams['mode'];
+  /** postcopy/hybrid: who decides the switch (default mgmt). */
+  switchover?: ScenarioParams['switchover'];
+  switch_after_s?: number;
+  /** postcopy/hybrid: a converged pre-copy switches through post-copy (heca; default false). */
+  postcopy_on_convergence?: boolean;
+  converge_timeout_s: number;
+  /** How pages travel (default tcp, the only one so far). */
+  transport?: 'tcp';
+  /** Faults injected during the run (default none; none are defined yet). */
+  faults?: FaultSpec[];
+}
+
+/** The policy part of the id. */
+function policyId(s: ScenarioSpec): string {
+  // It changes the experiment, so it is part of the id; absent, the ids stay as they were.
+  const onConvergence = s.postcopy_on_convergence ? '-on-convergence' : '';
+  switch (s.mode) {
+    case 'precopy':
+      return `precopy-timeout${s.converge_timeout_s}s`;
+    case 'postcopy':
+      return (s.switchover === 'qemu' ? 'postcopy-qemu-immediate' : 'postcopy-immediate') + onConvergence;
+    case 'hybrid':
+      return (s.switchover === 'qemu' ? `hybrid-qemu-deadline${s.switch_after_s}s` : `hybrid-mgmt-switch${s.switch_after_s}s`) + onConvergence;
+  }
+}
+
+/** The id from every dimension: policy, then the transport unless TCP, then each fault. */
+export function scenarioId(s: ScenarioSpec): string {
+  const transport = s.transport && s.transport !== 'tcp' ? `-${s.transport}` : '';
+  const faults = (s.faults ?? []).map((f) => `-fault-${f.kind}${f.at_s === undefined ? '' : `${f.at_s}s`}`).join('');
+  return `${policyId(s)}${transport}${faults}`;
+}
+
+/** What a pre-copy phase that converges ends in, for the report. */
+export function convergenceEnd(s: ScenarioSpec): string {
+  if (s.mode === 'postcopy') return '– (post-copy from the start)';
+  return s.mode === 'hybrid' && s.postcopy_on_convergence ? 'switch through post-copy (postcopy-on-convergence)' : 'stop-and-copy';
+}
+
+function make(name: string, spec: ScenarioSpec, description: string): ScenarioParams {
+  const full = { transport: 'tcp' as const, faults: [], ...spec };
+  return { name, id: scenarioId(full), ...full, description };
+}
+
+export const SCENARIOS: readonly ScenarioParams[] = [
+  make('precopy', { mode: 'precopy', converge_timeout_s: 120 }, 'upstream pre-copy; cancelled as "not converged" after 120 s'),
+  make('postcopy', { mode: 'postcopy', converge_timeout_s: 0 }, 'upstream post-copy: migrate-start-postcopy right after migrate'),
+  make('full', { mode: 'postcopy', switchover: 'qemu', converge_timeout_s: 0 }, 'heca full post-copy: QEMU switches right after setup (postcopy-switchover=immediate)'),
+  make('hybrid10', { mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, postcopy_on_convergence: true, converge_timeout_s: 0 }, 'heca hybrid: QEMU switches after 10 s of pre-copy, or through post-copy as soon as pre-copy converges, never stop-and-copy (postcopy-switchover=deadline, postcopy-on-convergence)'),
+  make('hybrid60', { mode: 'hybrid', switchover: 'qemu', switch_after_s: 60, postcopy_on_convergence: true, converge_timeout_s: 0 }, 'heca hybrid: QEMU switches after 60 s of pre-copy, or through post-copy as soon as pre-copy converges, never stop-and-copy (postcopy-switchover=deadline, postcopy-on-convergence)'),
+  make('mgmt-hybrid10', { mode: 'hybrid', switch_after_s: 10, converge_timeout_s: 0 }, 'pre-copy for 10 s, then the management side calls migrate-start-postcopy'),
+  make('mgmt-hybrid60', { mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }, 'pre-copy for 60 s, then the management side calls migrate-start-postcopy'),
+];
+
+/** The default comparison of `make bench`: all scenarios, pre-copy first (the baseline). */
+export const DEFAULT_SCENARIOS = SCENARIOS.map((s) => s.name);
+
+/**
+ * What `make nightly` runs: every scenario of the catalog, so every switchover
+ * policy × transport (× faults) it defines; a scenario added here, a new
+ * transport's included, joins the nightly without a change elsewhere.
+ */
+export function nightlyScenarios(catalog: readonly ScenarioParams[] = SCENARIOS): string[] {
+  return catalog.map((s) => s.name);
+}
+
+export function listScenarios(): string {
+  const w = Math.max(...SCENARIOS.map((s) => s.name.length));
+  const wid = Math.max(...SCENARIOS.map((s) => s.id.length));
+  return SCENARIOS.map((s) => `  ${s.name.padEnd(w)}  ${s.id.padEnd(wid)}  ${s.description}`).join('\n');
+}
+
+/** Resolve a comma-separated list of scenario names; unknown names list what exists. */
+export function parseScenarios(arg: string, precopyTimeoutS?: number): ScenarioParams[] {
+  const names = arg.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new HecaError('no scenario given', { why: '--scenario needs at least one name', fix: `the scenarios are:\n${listScenarios()}` });
+  const seen = new Set<string>();
+  return names.map((n) => {
+    const s = n === 'all' ? undefined : SCENARIOS.find((x) => x.name === n);
+    if (!s) throw new HecaError(`unknown scenario "${n}"`, { why: 'it is not one of the defined scenarios', fix: `use one of these (comma-separated for several):\n${listScenarios()}` });
+    if (seen.has(n)) throw new HecaError(`scenario "${n}" given twice`, { why: 'each scenario runs once per repeat', fix: 'use --repeat N for repeats' });
+    seen.add(n);
+    if (s.mode === 'precopy' && precopyTimeoutS !== undefined) {
+      const spec = { ...s, converge_timeout_s: precopyTimeoutS };
+      return { ...spec, id: scenarioId(spec), description: `upstream pre-copy; cancelled as "not converged" after ${precopyTimeoutS} s` };
+    }
+    return s;
+  });
+}

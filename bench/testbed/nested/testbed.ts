@@ -1,0 +1,362 @@
+/**
+ * Two L1 test hosts, A and B, on one machine: each a QEMU at L0 (l1-host.ts),
+ * joined by `-netdev dgram` over loopback UDP ports chosen here, with an
+ * address, optional tc shaping (the same profiles as the local testbed) and a
+ * Soft-RoCE device on the link NIC, checked ACTIVE. L2 guests run in them
+ * under nested KVM.
+ *
+ *   heca-<id>-a [link0 10.214.0.1/24, rxe0] ==dgram== [link0 10.214.0.2/24, rxe0] heca-<id>-b
+ *
+ * Every testbed takes a lease (lease.ts) before it starts anything: its owner
+ * record in /run/heca/nested/ names the L1 QEMUs, so NestedTestbed.cleanupStale()
+ * can stop what a killed run left, and Ctrl-C or a crash powers them off.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pollUntil } from '../../../tools/core/poll.ts';
+import { HecaError } from '../../../tools/core/errors.ts';
+import { info, warn } from '../../../tools/core/log.ts';
+import { buildDir, qemuBinary } from '../../../tools/core/paths.ts';
+import { chooseL1Accel, freePorts } from '../host.ts';
+import { LEASE_ID_RE, reapStale, takeLease, type Lease, type LeaseBook } from '../lease.ts';
+import type { Spawned } from '../../../tools/core/exec.ts';
+import { tcpAddr } from '../../../tools/core/sockaddr.ts';
+import type { RunTestbed } from '../types.ts';
+import type { AgentExecResult, AgentExit } from './l1-agent.ts';
+import { L1Host, type BootHang } from './l1-host.ts';
+import { describeLink, shapingArgs } from '../links.ts';
+import type { LinkProfileName } from '../../results/schema.ts';
+
+export const NESTED_OWNER_DIR = '/run/heca/nested';
+export const A_ADDR = '10.214.0.1';
+export const B_ADDR = '10.214.0.2';
+const PREFIX = 24;
+
+export interface NestedOptions {
+  link: LinkProfileName;
+  /** L0 directory for the hosts' logs and the directory shared with them. */
+  dir: string;
+  accel?: { accel: 'tcg' | 'kvm'; reason: string };
+  /** Per L1 host (default 3072 MiB, 2 CPUs). */
+  memMib?: number;
+  cpus?: number;
+  /** Per boot attempt (default 90 s; a normal boot takes 15-20 s here). */
+  bootTimeoutMs?: number;
+  /** Boot attempts per host when one hangs or its QEMU crashes (default 3). */
+  bootAttempts?: number;
+  kernel?: string;
+  /** More L1 kernel command-line arguments, for both hosts. */
+  kernelArgs?: string[];
+  id?: string;
+  /** L0 directory mounted at the same path in both hosts (default DIR/shared). */
+  sharedDir?: string;
+}
+
+/** Ports in each L1 host that an L2 QEMU's QMP monitor and control channel listen on. */
+export const L2_PORTS = { qmp: 5101, ctl: 5102 } as const;
+
+export interface RxeState {
+  dev: string;
+  netdev: string;
+  state: string;
+  physical_state: string;
+}
+
+export interface HostFacts {
+  name: string;
+  /** From the start of the attempt that came up to its agent's first answer. */
+  boot_ms: number;
+  /** Attempts given up (hung, or QEMU crashed) before it; none normally. */
+  boot_hangs: BootHang[];
+  kernel: string;
+  /** /dev/kvm present and the vendor module's nested parameter on. */
+  nested_kvm: boolean;
+  nested_kvm_detail: string;
+  rxe: RxeState;
+}
+
+export function l1KernelPath(): string {
+  return join(buildDir(), 'kernel', 'bzImage');
+}
+
+/** What a nested testbed's owner record names, besides its owner: its L1 QEMUs. */
+interface NestedHolds {
+  /** The L1 QEMUs' -name: found by it in /proc when stale (also while they were still booting). */
+  names: string[];
+  /** Their pids, once up. */
+  qemu_pids: number[];
+}
+
+const LEASES: LeaseBook = { dir: NESTED_OWNER_DIR, kind: 'nested testbed' };
+
+export class NestedTestbed {
+  private destroying: Promise<void> | undefined;
+  private lease: Lease<NestedHolds> | undefined;
+
+  private constructor(
+    readonly id: string,
+    readonly link: LinkProfileName,
+    readonly dir: string,
+    /** Same path at L0 and in both hosts. */
+    readonly sharedDir: string,
+    readonly accel: { accel: 'tcg' | 'kvm'; reason: string },
+    readonly a: L1Host,
+    readonly b: L1Host,
+    readonly facts: { a: HostFacts; b: HostFacts },
+    /** Wall time from the first QEMU's start to both hosts up, rxe ACTIVE. */
+    readonly upMs: number,
+  ) {}
+
+  get hosts(): [L1Host, L1Host] {
+    return [this.a, this.b];
+  }
+
+  static async create(opts: NestedOptions): Promise<NestedTestbed> {
+    const kernel = opts.kernel ?? l1KernelPath();
+    if (!existsSync(kernel)) {
+      throw new HecaError('the L1 host kernel is not built', { why: `${kernel} does not exist`, fix: 'build it with: npx tsx tools/build.ts --kernel   (about 15 min cold on 2 cores)' });
+    }
+    const qemu = qemuBinary();
+    const id = opts.id ?? randomBytes(4).toString('hex').slice(0, 7);
+    if (!LEASE_ID_RE.test(id)) throw new HecaError(`bad testbed id ${id}`, { why: 'ids are 1-12 lower-case letters or digits' });
+    await NestedTestbed.cleanupStale();
+    const accel = opts.accel ?? chooseL1Accel();
+    const started = Date.now();
+    const [pa, pb] = await freePorts('udp', 2);
+    const fwd = await freePorts('tcp', 4);
+    const forwards = (i: number) => [{ hostPort: fwd[i]!, guestPort: L2_PORTS.qmp }, { hostPort: fwd[i + 1]!, guestPort: L2_PORTS.ctl }];
+    const shared = opts.sharedDir ?? join(opts.dir, 'shared');
+    const mk = (which: 'a' | 'b') => {
+      const dir = join(opts.dir, which);
+      mkdirSync(dir, { recursive: true });
+      return dir;
+    };
+    mkdirSync(shared, { recursive: true });
+    const common = { kernel, kernelArgs: opts.kernelArgs, accel: accel.accel, memMib: opts.memMib ?? 3072, cpus: opts.cpus ?? 2, sharedDir: shared };
+    const cfgA = { ...common, name: `heca-${id}-a`, dir: mk('a'), link: { mac: '52:54:00:4e:00:01', addr: `${A_ADDR}/${PREFIX}`, localPort: pa!, remotePort: pb! }, mgmt: { mac: '52:54:00:4e:01:01', forwards: forwards(0) } };
+    const cfgB = { ...common, name: `heca-${id}-b`, dir: mk('b'), link: { mac: '52:54:00:4e:00:02', addr: `${B_ADDR}/${PREFIX}`, localPort: pb!, remotePort: pa! }, mgmt: { mac: '52:54:00:4e:01:02', forwards: forwards(2) } };
+
+    // Whatever is up is powered off on Ctrl-C or a crash, from the first boot on.
+    const up: L1Host[] = [];
+    const powerOff = () => Promise.all(up.map((h) => h.shutdown().catch(() => undefined)));
+    const lease: Lease<NestedHolds> = takeLease<NestedHolds>(LEASES, id, { names: [cfgA.name, cfgB.name], qemu_pids: [] }, async () => {
+      await powerOff();
+      lease.release();
+    });
+    const bootTimeoutMs = opts.bootTimeoutMs ?? 90_000;
+    const attempts = opts.bootAttempts ?? 3;
+    info(`booting L1 hosts ${cfgA.name} and ${cfgB.name} (${accel.accel}, ${common.memMib} MiB, ${common.cpus} CPUs each; link ports ${pa}<->${pb})`);
+    const boot = async (cfg: typeof cfgA) => {
+      const h = await L1Host.bootRetrying(qemu, cfg, { bootTimeoutMs, attempts });
+      up.push(h);
+      lease.update({ qemu_pids: up.map((x) => x.proc.pid) });
+      return h;
+    };
+    const settled = await Promise.allSettled([boot(cfgA), boot(cfgB)]);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) {
+      await powerOff();
+      lease.release();
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const [a, b] = settled.map((s) => (s as PromiseFulfilledResult<L1Host>).value) as [L1Host, L1Host];
+    try {
+      const [fa, fb] = await Promise.all([setUpHost(a, opts.link), setUpHost(b, opts.link)]);
+      await a.agent.exec(['busybox', 'ping', '-c', '2', '-W', '5', B_ADDR], { timeoutMs: 20_000 }).catch((e: unknown) => {
+        throw new HecaError(`L1 host ${a.name} cannot reach ${b.name} over the link`, { why: (e as Error).message, fix: `check the dgram ports ${pa}/${pb} and both console logs in ${opts.dir}` });
+      });
+      const bed = new NestedTestbed(id, opts.link, opts.dir, shared, accel, a, b, { a: fa, b: fb }, Date.now() - started);
+      bed.lease = lease;
+      info(`nested testbed ${id} up in ${(bed.upMs / 1000).toFixed(1)} s: ${describeLink(opts.link)}; rxe0 ${fa.rxe.state}/${fb.rxe.state}; nested KVM ${fa.nested_kvm && fb.nested_kvm ? 'yes' : 'NO'}`);
+      return bed;
+    } catch (e) {
+      await powerOff();
+      lease.release();
+      throw e;
+    }
+  }
+
+  /** Run a command to completion in host A or B (see AgentClient.exec). */
+  exec(on: 'a' | 'b', argv: readonly string[], opts: Parameters<L1Host['agent']['exec']>[1]): Promise<AgentExecResult> {
+    return (on === 'a' ? this.a : this.b).agent.exec(argv, opts);
+  }
+
+  /** L0 address ("tcp:127.0.0.1:PORT") forwarded to `guestPort` in host A or B. */
+  forwarded(on: 'a' | 'b', guestPort: number): string {
+    const h = on === 'a' ? this.a : this.b;
+    const f = h.config.mgmt?.forwards.find((x) => x.guestPort === guestPort);
+    if (!f) throw new HecaError(`no port forward to ${guestPort} in ${h.name}`, { why: 'the L1 host was started without it' });
+    return tcpAddr('127.0.0.1', f.hostPort);
+  }
+
+  /** Bytes on A's end of the link (tx = A → B). */
+  async wireBytes(): Promise<{ tx: number; rx: number }> {
+    const r = await this.a.agent.exec(['cat', '/sys/class/net/link0/statistics/tx_bytes', '/sys/class/net/link0/statistics/rx_bytes'], { timeoutMs: 10_000 });
+    const [tx, rx] = r.stdout.trim().split('\n').map(Number);
+    return { tx: tx!, rx: rx! };
+  }
+
+  /**
+   * The engine's view for one run: the source QEMU in A, the destination in B,
+   * their monitors on TCP ports reached through the port forwards. destroy()
+   * stops what the run started in the hosts; the hosts stay up for the next run.
+   */
+  runTestbed(): RunTestbed {
+    const started: Spawned[] = [];
+    const hostOf = (role: 'src' | 'dst') => (role === 'src' ? this.a : this.b);
+    return {
+      kind: 'nested',
+      srcAddr: A_ADDR,
+      dstAddr: B_ADDR,
+      vmExtra: (role) => {
+        const on = role === 'src' ? 'a' : 'b';
+        return {
+          accel: 'kvm',
+          tcp: { listen: { host: '0.0.0.0', qmpPort: L2_PORTS.qmp, ctlPort: L2_PORTS.ctl }, qmp: this.forwarded(on, L2_PORTS.qmp), ctl: this.forwarded(on, L2_PORTS.ctl) },
+        };
+      },
+      spawn: (role) => async (cmd, args, logFile) => {
+        const h = hostOf(role);
+        const p = await h.agent.spawn([cmd, ...args], { logFile });
+        const s = agentSpawned(h, p);
+        started.push(s);
+        await waitListening(h, [L2_PORTS.qmp, L2_PORTS.ctl], 60_000, s);
+        return s;
+      },
+      wireBytes: () => this.wireBytes(),
+      destroy: async () => {
+        await Promise.all(started.map((s) => s.stop(3000)));
+      },
+    };
+  }
+
+  /** Power both hosts off; idempotent. */
+  destroy(): Promise<void> {
+    this.destroying ??= (async () => {
+      await Promise.all([this.a.shutdown(), this.b.shutdown()]);
+      this.lease?.release();
+    })();
+    return this.destroying;
+  }
+
+  /** Stop the L1 QEMUs of testbeds whose owner process is gone. Returns their ids. */
+  static async cleanupStale(): Promise<string[]> {
+    return reapStale<NestedHolds>(LEASES, async (id, rec) => {
+      for (const pid of rec ? qemusNamed(rec.names) : []) {
+        warn(`stopping the L1 QEMU ${pid} left by nested testbed ${id}`);
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+    });
+  }
+}
+
+/** Pids of the processes run with `-name N` for one of `names` (the L1 QEMUs of one testbed). */
+function qemusNamed(names: string[]): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (names.some((n) => cmd.includes(`\0-name\0${n}\0`))) pids.push(Number(p));
+  }
+  return pids;
+}
+
+/** Shaping, the rxe device, and what the host can do: nested KVM. */
+async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
+  const x = (argv: string[], timeoutMs = 20_000) => h.agent.exec(argv, { timeoutMs });
+  for (const a of shapingArgs(link, 'link0')) await x(['tc', ...a]);
+  const kvm = await h.agent.exec(['test', '-c', '/dev/kvm'], { timeoutMs: 10_000, allowFail: true });
+  let nested = false;
+  let detail = kvm.exitCode === 0 ? '' : 'no /dev/kvm in L1';
+  if (kvm.exitCode === 0) {
+    for (const mod of ['kvm_amd', 'kvm_intel']) {
+      const r = await h.agent.exec(['cat', `/sys/module/${mod}/parameters/nested`], { timeoutMs: 10_000, allowFail: true });
+      if (r.exitCode === 0) {
+        nested = ['1', 'Y'].includes(r.stdout.trim());
+        detail = `${mod}.nested=${r.stdout.trim()}`;
+        break;
+      }
+    }
+    if (!detail) detail = '/dev/kvm but neither kvm_amd nor kvm_intel is loaded (the CPU lacks SVM/VMX?)';
+  }
+  const have = await h.agent.exec(['rdma', '-j', 'link', 'show'], { timeoutMs: 10_000, allowFail: true });
+  if (have.exitCode !== 0) {
+    throw new HecaError(`L1 host ${h.name}: the rdma tool failed`, { why: `${have.stderr.trim() || have.stdout.trim()} (the kernel lacks CONFIG_INFINIBAND/RDMA_RXE, or iproute2's rdma is missing)`, fix: 'check kernel-patches/config/heca.config and rebuild: npx tsx tools/build.ts --kernel' });
+  }
+  if (!(JSON.parse(have.stdout || '[]') as { ifname: string }[]).some((l) => l.ifname === 'rxe0')) {
+    const add = await h.agent.exec(['rdma', 'link', 'add', 'rxe0', 'type', 'rxe', 'netdev', 'link0'], { timeoutMs: 20_000, allowFail: true });
+    if (add.exitCode !== 0) {
+      throw new HecaError(`L1 host ${h.name}: cannot create the Soft-RoCE device rxe0 on link0`, { why: add.stderr.trim() || `rdma link add exited ${add.exitCode}`, fix: 'the L1 kernel needs CONFIG_RDMA_RXE=y (kernel-patches/config/heca.config)' });
+    }
+  }
+  const rxe = await waitRxeActive(h, 15_000);
+  const uverbs = await h.agent.exec(['ibv_devices'], { timeoutMs: 20_000, allowFail: true });
+  if (uverbs.exitCode !== 0 || !uverbs.stdout.includes('rxe0')) {
+    throw new HecaError(`L1 host ${h.name}: libibverbs does not see rxe0`, { why: (uverbs.stderr || uverbs.stdout).trim() || `ibv_devices exited ${uverbs.exitCode}`, fix: 'install ibverbs-providers and ibverbs-utils on the machine (tools/setup-host.sh does)' });
+  }
+  return { name: h.name, boot_ms: h.bootMs, boot_hangs: h.hangs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
+}
+
+async function waitRxeActive(h: L1Host, timeoutMs: number): Promise<RxeState> {
+  let last: RxeState = { dev: 'rxe0', netdev: 'link0', state: 'missing', physical_state: '?' };
+  return pollUntil(async () => {
+    const r = await h.agent.exec(['rdma', '-j', 'link', 'show', 'rxe0/1'], { timeoutMs: 10_000, allowFail: true });
+    if (r.exitCode !== 0) return undefined;
+    const l = (JSON.parse(r.stdout) as { ifname: string; state: string; physical_state: string; netdev?: string }[])[0];
+    if (l) last = { dev: l.ifname, netdev: l.netdev ?? '?', state: l.state, physical_state: l.physical_state };
+    return last.state === 'ACTIVE' ? last : undefined;
+  }, {
+    timeoutMs,
+    everyMs: 200,
+    timeout: (ms) => new HecaError(`L1 host ${h.name}: rxe0 is not ACTIVE`, { why: `after ${ms} ms it is ${last.state} (${last.physical_state}) on ${last.netdev}`, fix: 'link0 must be up with a carrier: see the console log' }),
+  });
+}
+
+/** A process the agent started, as exec.ts's Spawned (stop = SIGTERM, then SIGKILL). */
+function agentSpawned(h: L1Host, p: { pid: number; exited: Promise<AgentExit> }): Spawned {
+  let done = false;
+  const exited = p.exited.then((e) => {
+    done = true;
+    return { exitCode: e.exitCode, signal: e.signal ?? undefined };
+  });
+  const signal = (sig: NodeJS.Signals) => h.agent.kill(p.pid, sig).catch(() => false);
+  return {
+    pid: p.pid,
+    exited,
+    kill: (sig: NodeJS.Signals = 'SIGTERM') => {
+      if (!done) void signal(sig);
+    },
+    stop: async (graceMs = 5000) => {
+      if (done || h.agent.isClosed) return;
+      await signal('SIGTERM');
+      const t = setTimeout(() => void signal('SIGKILL'), graceMs);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs + 5000))]);
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Wait until TCP `ports` listen in the host (user networking accepts at L0 before they do). */
+async function waitListening(h: L1Host, ports: number[], timeoutMs: number, proc: Spawned): Promise<void> {
+  let gone = false;
+  void proc.exited.then(() => (gone = true));
+  await pollUntil(async () => {
+    const r = await h.agent.exec(['ss', '-Hltn'], { timeoutMs: 10_000, allowFail: true });
+    const listening = new Set([...r.stdout.matchAll(/:(\d+)\s/g)].map((m) => Number(m[1])));
+    // Gone: the caller sees the exit (and its log) when it connects.
+    return ports.every((p) => listening.has(p)) || gone ? true : undefined;
+  }, {
+    timeoutMs,
+    everyMs: 200,
+    timeout: (ms) => new HecaError(`${h.name}: QEMU does not listen on ${ports.join(', ')}`, { why: `not within ${ms} ms of its start`, fix: 'see its log in the run directory' }),
+  });
+}

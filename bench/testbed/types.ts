@@ -1,0 +1,20 @@
+/**
+ * What the engine needs of a testbed for one run: where each side's QEMU
+ * runs, the addresses on the link between them, the bytes on that link.
+ * Both testbeds (local/, nested/) provide one.
+ */
+import type { Spawner, VmConfig } from '../guest/vm.ts';
+
+/** The two "hosts" of one run, as the engine uses them. */
+export interface RunTestbed {
+  readonly kind: 'local' | 'nested';
+  /** Address of each side on the link between them. */
+  readonly srcAddr: string;
+  readonly dstAddr: string;
+  spawn(role: 'src' | 'dst'): Spawner;
+  /** What a VM on this side needs beyond the common config (TCP sockets in an L1 host). */
+  vmExtra(role: 'src' | 'dst'): Partial<VmConfig>;
+  /** Bytes on the link, as the source's end counts them. */
+  wireBytes(): Promise<{ tx: number; rx: number }>;
+  destroy(): Promise<void>;
+}
