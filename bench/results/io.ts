@@ -84,7 +84,8 @@ export function loadResult(arg: string): { path: string; result: BenchResult } {
   }
   const version = typeof data === 'object' && data !== null ? (data as { schema?: unknown }).schema : undefined;
   if (!READABLE_SCHEMA_VERSIONS.some((v) => v === version)) {
-    throw new HecaError(`${path} is not a heca result this version reads (schema ${READABLE_SCHEMA_VERSIONS.join(' or ')})`, {
+    const versions = `${READABLE_SCHEMA_VERSIONS.slice(0, -1).join(', ')} or ${READABLE_SCHEMA_VERSIONS.at(-1)}`;
+    throw new HecaError(`${path} is not a heca result this version reads (schema ${versions})`, {
       why: `its "schema" is ${JSON.stringify(version) ?? 'missing'}`,
       fix: 'pass a result.json written by bench/run.ts (a newer format needs a newer heca)',
     });

@@ -12,12 +12,17 @@
  * for runs with several), the `cancel` phase mark, the scenario's `transport`
  * and `faults`, and the provenance of the QEMU binary. Everything version 2
  * added is optional in the schema, so a version 1 file validates as it is.
+ * 3 (series 2, issue #12) adds the transports `preempt` and `rdma`, the
+ * first fault (`cut`: the link down and its connections reset) with the
+ * recovery the engine drove (`recovery`), the phase marks of a cut and its
+ * recovery, and the `postcopy-rdma` member of either side's query-migrate,
+ * verbatim (`postcopy_rdma`); all optional again, so versions 1 and 2 load.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
-export const RESULT_SCHEMA_VERSION = 2;
+export const RESULT_SCHEMA_VERSION = 3;
 /** Versions bench/results/io.ts reads. */
-export const READABLE_SCHEMA_VERSIONS = [1, 2] as const;
+export const READABLE_SCHEMA_VERSIONS = [1, 2, 3] as const;
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Num = (description?: string) => Type.Number(description ? { description } : {});
@@ -114,6 +119,11 @@ export type Environment = Static<typeof EnvironmentSchema>;
 export const PhaseNameSchema = Type.Union([
   Type.Literal('migrate'), Type.Literal('postcopy-switch'), Type.Literal('stop'), Type.Literal('resume-dest'),
   Type.Literal('completed'), Type.Literal('cancel', { description: 'the management side cancelled a pre-copy that did not converge (version 2)' }), Type.Literal('failed'),
+  Type.Literal('cut', { description: 'a cut fault: the link went down, its connections reset (version 3)' }),
+  Type.Literal('paused', { description: 'both sides reported postcopy-paused after a cut (version 3)' }),
+  Type.Literal('link-restored', { description: 'the cut link is up again (version 3)' }),
+  Type.Literal('recover', { description: 'migrate-recover (out of band) on the destination, then migrate resume on the source (version 3)' }),
+  Type.Literal('resumed', { description: 'the source is back in postcopy-active (or done) after a recovery (version 3)' }),
 ]);
 export type PhaseName = Static<typeof PhaseNameSchema>;
 
@@ -182,6 +192,27 @@ export const DestinationSchema = Type.Object({
 });
 export type Destination = Static<typeof DestinationSchema>;
 
+/** A cut fault and the recovery the engine drove, as an operator would (version 3). */
+export const RecoverySchema = Type.Object({
+  fault: Str('the fault as given to --fault, e.g. cut@postcopy+2s:3s'),
+  outcome: Type.Union([
+    Type.Literal('recovered', { description: 'both sides paused, migrate-recover and migrate resume brought post-copy back' }),
+    Type.Literal('failed', { description: 'the migration did not come back (reason says where it stopped)' }),
+    Type.Literal('not-injected', { description: 'the migration ended before the fault was due' }),
+  ]),
+  reason: Type.Optional(Str('why it failed or was not injected')),
+  cut_at_ms: Nullable(Num('ms since migrate when the link was cut')),
+  restored_at_ms: Nullable(Num('ms since migrate when the link was up again')),
+  paused_at_ms: Type.Object({
+    source: Nullable(Num('ms since migrate when the source reported postcopy-paused')),
+    destination: Nullable(Num('ms since migrate when the destination reported postcopy-paused (its MIGRATION event)')),
+  }),
+  time_to_pause_ms: Nullable(Num('from the cut to both sides paused')),
+  time_paused_ms: Nullable(Num('from both sides paused to the source back in postcopy-active')),
+  resumed_at_ms: Nullable(Num('ms since migrate when the source was back in postcopy-active (or completed)')),
+});
+export type Recovery = Static<typeof RecoverySchema>;
+
 export const RunStatusSchema = Type.Union([Type.Literal('completed'), Type.Literal('not-converged'), Type.Literal('failed')]);
 export type RunStatus = Static<typeof RunStatusSchema>;
 
@@ -217,15 +248,29 @@ export const RunRecordSchema = Type.Object({
   progress: Type.Optional(Type.Array(ProgressSampleSchema, { description: "the source's query-migrate while it ran, about every 200 ms (version 2)" })),
   destinations: Type.Optional(Type.Array(DestinationSchema, { description: 'per destination (version 2); the flat downtime_host_ms, postcopy_latency and integrity of a completed run are the first one\'s' })),
   query_migrate: Type.Optional(Type.Unknown({ description: 'raw final query-migrate reply from the source, for anything not lifted above' })),
+  recovery: Type.Optional(RecoverySchema),
+  postcopy_rdma: Type.Optional(Type.Object({
+    source: Type.Optional(Type.Unknown({ description: "the source's query-migrate `postcopy-rdma` member, verbatim" })),
+    destination: Type.Optional(Type.Unknown({ description: "the destination's query-migrate `postcopy-rdma` member, verbatim" })),
+  }, { description: "with the rdma transport, when QEMU reports it: what the RDMA pull did on each side (READ latency distribution, pages on demand / in the background, MR registration time...), recorded as QEMU gives it; version 3" })),
   logs_dir: Str('where the logs of this run are, relative to OUT'),
 });
 export type RunRecord = Static<typeof RunRecordSchema>;
 
 export const FaultSpecSchema = Type.Object({
-  kind: Str('what is injected'),
-  at_s: Type.Optional(Num('when, seconds after migrate')),
-}, { description: 'an injected fault (none are defined yet)' });
+  kind: Str('what is injected: cut (version 3) = the link down and its connections reset'),
+  after: Type.Optional(Type.Union([Type.Literal('migrate'), Type.Literal('postcopy')], { description: 'what at_s counts from: the migrate command or the start of post-copy (version 3); absent: migrate' })),
+  at_s: Type.Optional(Num('when, seconds after `after`')),
+  duration_s: Type.Optional(Num('how long the fault lasts, s (version 3)')),
+}, { description: 'an injected fault' });
 export type FaultSpec = Static<typeof FaultSpecSchema>;
+
+export const TransportSchema = Type.Union([
+  Type.Literal('tcp', { description: 'the migration channel carries every page (version 2)' }),
+  Type.Literal('preempt', { description: "upstream postcopy-preempt: requested pages on a second TCP channel (version 3)" }),
+  Type.Literal('rdma', { description: "heca's postcopy-rdma-pull: the destination reads missing pages with RDMA READ (version 3)" }),
+], { description: 'how post-copy pages travel; absent: tcp' });
+export type Transport = Static<typeof TransportSchema>;
 
 export const ScenarioParamsSchema = Type.Object({
   name: Str('human name (--scenario NAME)'),
@@ -235,7 +280,7 @@ export const ScenarioParamsSchema = Type.Object({
   switch_after_s: Type.Optional(Num("hybrid: seconds of pre-copy before the switch (by the management side, or QEMU's postcopy-deadline)")),
   postcopy_on_convergence: Type.Optional(Type.Boolean({ description: "postcopy/hybrid: a pre-copy phase that converges switches through post-copy instead of stop-and-copy (heca's postcopy-on-convergence); absent: false" })),
   converge_timeout_s: Num('precopy: give up after this many seconds without convergence'),
-  transport: Type.Optional(Type.Literal('tcp', { description: 'how pages travel (version 2; TCP only so far); absent: tcp' })),
+  transport: Type.Optional(TransportSchema),
   faults: Type.Optional(Type.Array(FaultSpecSchema, { description: 'faults injected during the run (version 2); absent: none' })),
   description: Str(),
 });

@@ -109,7 +109,7 @@ test('bad input: missing file, bad JSON, wrong schema, bad baseline, unknown fla
   writeFileSync(join(tmp, 'bad', 'result.json'), '{"schema": 99}');
   const schema = compare(join(tmp, 'bad'), '--out', out);
   assert.is(schema.code, 1);
-  assert.match(schema.err, 'is not a heca result this version reads (schema 1 or 2)');
+  assert.match(schema.err, 'is not a heca result this version reads (schema 1, 2 or 3)');
   assert.match(schema.err, '"schema" is 99');
   // A field of the wrong value, and one missing: named by their path.
   const s = fixtureScenario('postcopy', 'postcopy', [fixtureRun(1), fixtureRun(2, { status: 'bogus' as 'failed' })]);

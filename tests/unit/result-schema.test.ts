@@ -69,6 +69,28 @@ test('a version 1 result (written before #11, by a real run) loads', () => {
   assert.is(result.scenarios[0]!.runs[0]!.progress, undefined, 'no history in version 1');
 });
 
+test('version 3: a version 2 file still loads; transports, a recovery and postcopy-rdma validate; a bad transport is named', () => {
+  const d = mkdtempSync(join(tmpdir(), 'heca-result-'));
+  const v2 = { ...fixtureResult([fixtureScenario('postcopy', 'postcopy', [fixtureRun(1)], { transport: 'tcp', faults: [] })]), schema: 2 };
+  writeFileSync(join(d, 'result.json'), JSON.stringify(v2));
+  assert.is(loadResult(d).result.schema, 2);
+  const run = {
+    ...fixtureRun(1),
+    recovery: { fault: 'cut@postcopy+2s:3s', outcome: 'recovered' as const, cut_at_ms: 2500, restored_at_ms: 5500, paused_at_ms: { source: 2600, destination: 2610 }, time_to_pause_ms: 110, time_paused_ms: 3200, resumed_at_ms: 5810 },
+    postcopy_rdma: { source: { anything: [1, 2] }, destination: { reads: 7 } },
+  };
+  const v3 = fixtureResult([fixtureScenario('full-rdma-cut', 'postcopy', [run], { switchover: 'qemu', transport: 'rdma', faults: [{ kind: 'cut', after: 'postcopy', at_s: 2, duration_s: 3 }] })]);
+  assert.is(v3.schema, 3);
+  assert.equal(resultProblems(v3), []);
+  assert.is(v3.scenarios[0]!.scenario.id, 'postcopy-qemu-immediate-rdma-fault-cut@postcopy+2s:3s');
+  const bad = JSON.parse(JSON.stringify(v3)) as Record<string, any>;
+  bad.scenarios[0].scenario.transport = 'infiniband';
+  bad.scenarios[0].runs[0].recovery.outcome = 'maybe';
+  const problems = resultProblems(bad);
+  assert.ok(problems.includes('scenarios[0].scenario.transport: must be one of "tcp", "preempt", "rdma"; it is "infiniband"'), problems.join('\n'));
+  assert.ok(problems.some((p) => p.startsWith('scenarios[0].runs[0].recovery.outcome: must be one of "recovered", "failed", "not-injected"')), problems.join('\n'));
+});
+
 test('loadResult names the file and the field', () => {
   const d = mkdtempSync(join(tmpdir(), 'heca-result-'));
   const r = fixtureResult([fixtureScenario('postcopy', 'postcopy', [fixtureRun(1)])]) as unknown as Record<string, unknown>;
