@@ -89,7 +89,11 @@ export class Vm {
     return join(this.config.dir, 'qemu.log');
   }
 
-  /** Start QEMU through `spawn` (e.g. inside a network namespace) and connect QMP and the channel. */
+  /**
+   * Start QEMU through `spawn` (e.g. inside a network namespace) and connect
+   * QMP, out-of-band capable (migrate-recover on a paused destination), and
+   * the channel.
+   */
   static async start(qemu: string, c: VmConfig, spawn: Spawner): Promise<Vm> {
     const proc = await spawn(qemu, vmArgs(c), join(c.dir, 'qemu.log'));
     const died = rejectOnExit(proc, (e) => new HecaError(`QEMU ${c.name} exited while starting (${exitText(e)})`, {
@@ -99,7 +103,7 @@ export class Vm {
     }));
     try {
       const socks = vmSockets(c);
-      const qmp = await Promise.race([QmpClient.connect(socks.qmp, { timeoutMs: 10_000, retryUntilMs: 30_000 }), died]);
+      const qmp = await Promise.race([QmpClient.connect(socks.qmp, { timeoutMs: 10_000, retryUntilMs: 30_000, oob: true }), died]);
       const channel = await Promise.race([GuestChannel.connect(socks.ctl, { timeoutMs: 30_000 }), died]);
       return new Vm(c, proc, qmp, channel);
     } catch (e) {

@@ -9,6 +9,11 @@
  *   await qmp.waitEvent('RESUME', { timeoutMs: 5000 });
  *   await qmp.close();
  *
+ * Out-of-band: connect with `{ oob: true }` to negotiate the `oob` capability
+ * when QEMU offers it; `executeOob` then sends `exec-oob`, which QEMU's
+ * monitor I/O thread runs at once, without the big QEMU lock (migrate-recover
+ * on a destination whose vCPU holds the lock waiting for a page).
+ *
  * --verbose (or HECA_QMP_TRACE=1) logs every line sent and received.
  */
 import type { Socket } from 'node:net';
@@ -25,6 +30,8 @@ export interface ConnectOptions {
   retryUntilMs?: number;
   /** Default time allowed for each command's reply (default 60 s). */
   commandTimeoutMs?: number;
+  /** Negotiate out-of-band execution when the greeting offers it (default false). */
+  oob?: boolean;
 }
 
 export type EventListener = (e: QmpEvent) => void;
@@ -86,6 +93,7 @@ export class QmpClient {
   private onGreeting: ((g: QmpGreeting) => void) | undefined;
   private onBadGreeting: ((why: string) => void) | undefined;
   private commandTimeoutMs: number;
+  private oob = false;
 
   private constructor(path: string, sock: Socket, commandTimeoutMs: number) {
     this.path = path;
@@ -108,11 +116,13 @@ export class QmpClient {
     const deadline = Date.now() + timeoutMs;
     try {
       c.greeting = await c.awaitGreeting(timeoutMs);
-      await c.executeRaw('qmp_capabilities', undefined, { timeoutMs: Math.max(1, deadline - Date.now()) }).catch((e: unknown) => {
+      const oob = opts.oob === true && c.greeting.QMP.capabilities.includes('oob');
+      await c.executeRaw('qmp_capabilities', oob ? { enable: ['oob'] } : undefined, { timeoutMs: Math.max(1, deadline - Date.now()) }).catch((e: unknown) => {
         if (e instanceof QmpCommandError) throw new QmpNegotiationError(path, `qmp_capabilities was refused: ${e.errorClass}: ${e.desc}`);
         if (e instanceof QmpTimeoutError) throw new QmpTimeoutError('qmp_capabilities', timeoutMs, path);
         throw e;
       });
+      c.oob = oob;
       return c;
     } catch (e) {
       // No goodbye to a peer that may never read it: drop the socket now.
@@ -139,8 +149,29 @@ export class QmpClient {
     return this.executeRaw(cmd, args as Record<string, unknown> | undefined, opts) as Promise<ReturnOf<K>>;
   }
 
+  /** Out-of-band execution was negotiated (connect with `oob: true`, and QEMU offered it). */
+  get oobEnabled(): boolean {
+    return this.oob;
+  }
+
+  /**
+   * Run a command out of band (`exec-oob`): QEMU runs it in its monitor I/O
+   * thread, ahead of queued commands and without the big lock. Only commands
+   * QEMU allows out of band (migrate-recover, migrate-pause, x-oob-test).
+   */
+  executeOob(cmd: string, args?: Record<string, unknown>, opts: { timeoutMs?: number } = {}): Promise<unknown> {
+    if (!this.oob) {
+      return Promise.reject(new QmpNegotiationError(this.path, `cannot send ${cmd} out of band: out-of-band execution was not negotiated (${this.greeting.QMP.capabilities.includes('oob') ? 'connect with { oob: true }' : 'this monitor does not offer it'})`));
+    }
+    return this.send('exec-oob', cmd, args, opts);
+  }
+
   /** Run any command; the reply is not typed. */
   executeRaw(cmd: string, args?: Record<string, unknown>, opts: { timeoutMs?: number } = {}): Promise<unknown> {
+    return this.send('execute', cmd, args, opts);
+  }
+
+  private send(how: 'execute' | 'exec-oob', cmd: string, args: Record<string, unknown> | undefined, opts: { timeoutMs?: number }): Promise<unknown> {
     if (this.closeReason !== undefined) return Promise.reject(new QmpDisconnectedError(cmd, this.path, this.closeReason));
     const id = `heca-${this.nextId++}`;
     const timeoutMs = opts.timeoutMs ?? this.commandTimeoutMs;
@@ -153,7 +184,7 @@ export class QmpClient {
         }, timeoutMs);
       }
       this.pending.set(id, p);
-      const line = JSON.stringify(args === undefined ? { execute: cmd, id } : { execute: cmd, arguments: args, id });
+      const line = JSON.stringify(args === undefined ? { [how]: cmd, id } : { [how]: cmd, arguments: args, id });
       trace('>', line);
       this.sock.write(`${line}\n`);
     });

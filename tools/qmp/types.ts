@@ -86,6 +86,8 @@ export interface MigrationInfo {
   'postcopy-demand-pages'?: number;
   /** heca, same gate: pages placed during post-copy that nobody requested: the background stream (uint64). */
   'postcopy-background-pages'?: number;
+  /** heca series 2, with postcopy-rdma-pull: what the RDMA pull did on this side (recorded verbatim). */
+  'postcopy-rdma'?: unknown;
   'socket-address'?: unknown[];
   [more: string]: unknown;
 }
@@ -110,6 +112,12 @@ export interface MigrateSetParameters {
    * stop-and-copy (default false).
    */
   'postcopy-on-convergence'?: boolean;
+  /** heca series 2, postcopy-rdma-pull: the destination's RDMA address (source: connect to; destination: listen on). */
+  'postcopy-rdma-address'?: string;
+  /** heca series 2: RDMA CM port the destination listens on; 0 = any (announced on the migration channel). */
+  'postcopy-rdma-port'?: number;
+  /** heca series 2: allow RDMA READ in clear text with TLS on the migration channel. */
+  'postcopy-rdma-allow-cleartext'?: boolean;
   [more: string]: unknown;
 }
 
@@ -140,6 +148,9 @@ export interface QmpCommands {
   migrate: { args: { uri?: string; channels?: unknown[]; detach?: boolean; resume?: boolean }; ret: Record<string, never> };
   'migrate-incoming': { args: { uri?: string; channels?: unknown[]; 'exit-on-error'?: boolean }; ret: Record<string, never> };
   'migrate-start-postcopy': { args: undefined; ret: Record<string, never> };
+  /** Out of band (exec-oob) on a paused destination: listen for the source's resume on `uri`. */
+  'migrate-recover': { args: { uri: string }; ret: Record<string, never> };
+  'migrate-pause': { args: undefined; ret: Record<string, never> };
   migrate_cancel: { args: undefined; ret: Record<string, never> };
   stop: { args: undefined; ret: Record<string, never> };
   cont: { args: undefined; ret: Record<string, never> };
