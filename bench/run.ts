@@ -1,5 +1,5 @@
 /**
- * npx tsx bench/run.ts [--scenario NAME[,NAME...]] [--list] [--mem MiB] [--workload NAME]
+ * npx tsx bench/run.ts [--scenario NAME[,NAME...]] [--transport T[,T...]] [--fault SPEC] [--list] [--mem MiB] [--workload NAME]
  *                      [--link lan1g|lan10g|wan|unlimited] [--repeat N] [--out DIR]
  *                      [--accel auto|kvm|tcg] [--testbed local|nested] [--precopy-timeout S] [--warmup S]
  *                      [--dry-run] [--verbose]
@@ -21,13 +21,19 @@ import { dryRunText, prepare, type PrepareOptions } from './engine/prepare.ts';
 import { ensureGuestImage } from './guest/image.ts';
 import { runLine } from './report/console.ts';
 import { writeReport } from './report/report.ts';
-import { DEFAULT_SCENARIOS, listScenarios, parseScenarios } from './scenario/catalog.ts';
+import { DEFAULT_SCENARIOS, listScenarios, TRANSPORTS } from './scenario/catalog.ts';
+import { parseFaults } from './scenario/faults.ts';
+import { parseTransports, refuseOnTestbed, refuseWithoutRxe, selectScenarios } from './scenario/select.ts';
 import { listWorkloads, makeWorkload } from './scenario/workloads.ts';
 import { checkMemory } from './testbed/host.ts';
 import { LINK_NAMES, parseLink } from './testbed/links.ts';
 
 const usage = `  npx tsx bench/run.ts [options]
-    --scenario LIST    comma-separated scenario names, or "all" (default: all)
+    --scenario LIST    comma-separated scenario names, or "all" (default: all policies over tcp)
+    --transport LIST   tcp | preempt | rdma, comma-separated: each scenario over each (names become
+                       POLICY-TRANSPORT, e.g. full-rdma); rdma needs --testbed nested
+    --fault SPEC       inject a fault in every run, e.g. cut@postcopy+2s:3s (the link down and its
+                       connections reset for 3 s, 2 s after post-copy starts; the engine then recovers)
     --list             list scenarios, workloads and links, then exit
     --mem MiB          guest RAM (default 512)
     --workload NAME    guest workload (default write-heavy)
@@ -45,6 +51,8 @@ const usage = `  npx tsx bench/run.ts [options]
 main(async () => {
   const { values } = parseFlags(process.argv.slice(2), {
     scenario: { type: 'string' },
+    transport: { type: 'string' },
+    fault: { type: 'string' },
     list: { type: 'boolean' },
     mem: { type: 'string' },
     workload: { type: 'string' },
@@ -61,7 +69,7 @@ main(async () => {
   }, usage);
   if (values.help) return void process.stdout.write(`${usage}\n`);
   if (values.list) {
-    process.stdout.write(`scenarios:\n${listScenarios()}\nworkloads:\n${listWorkloads()}\nlinks: ${LINK_NAMES.join(' ')}\n`);
+    process.stdout.write(`scenarios:\n${listScenarios()}\ntransports: ${TRANSPORTS.join(' ')} (--transport crosses them with the scenarios)\nfaults: cut@postcopy+Ns:Ds | cut@migrate+Ns:Ds (--fault)\nworkloads:\n${listWorkloads()}\nlinks: ${LINK_NAMES.join(' ')}\n`);
     return;
   }
   setVerbose(values.verbose === true);
@@ -69,7 +77,13 @@ main(async () => {
 
   // Validate everything before anything starts.
   const precopyTimeout = intFlag('precopy-timeout', values['precopy-timeout'], 1, 3600);
-  const scenarios = parseScenarios(!values.scenario || values.scenario === 'all' ? DEFAULT_SCENARIOS.join(',') : values.scenario, precopyTimeout);
+  const selection = selectScenarios(!values.scenario || values.scenario === 'all' ? DEFAULT_SCENARIOS.join(',') : values.scenario, {
+    precopyTimeoutS: precopyTimeout,
+    transports: values.transport === undefined ? undefined : parseTransports(values.transport),
+    faults: parseFaults(values.fault),
+  });
+  const scenarios = selection.scenarios;
+  for (const s of selection.skipped) info(`not run: ${s}`);
   const mem = intFlag('mem', values.mem, 1, 1 << 20) ?? 512;
   const workload = makeWorkload(values.workload ?? 'write-heavy', mem);
   const link = parseLink(values.link ?? 'lan1g');
@@ -79,6 +93,7 @@ main(async () => {
   const testbed = values.testbed ?? 'local';
   if (testbed !== 'local' && testbed !== 'nested') throw new UsageError(`unknown testbed "${testbed}"`, { why: 'the testbeds are local and nested', fix: 'use --testbed local or --testbed nested' });
   if (testbed === 'nested' && values.accel !== undefined) throw new UsageError('--accel applies to the local testbed only', { why: 'on the nested testbed L2 guests always run under nested KVM in the L1 hosts', fix: 'drop --accel' });
+  refuseOnTestbed(scenarios, testbed);
   checkMemory(mem);
   const opts: PrepareOptions = {
     testbed,
@@ -95,6 +110,7 @@ main(async () => {
   const { ctx, env, close } = await prepare(opts);
   let result;
   try {
+    if (env.nested) refuseWithoutRxe(scenarios, env.nested.hosts);
     result = await runBench({
       scenarios, workload, repeat, ctx, env, command: process.argv.slice(1),
       onRun: (rec, sc, n, total) => info(`run ${n} of ${total} ${sc.name} r${rec.repeat}: ${runLine(rec)}`),

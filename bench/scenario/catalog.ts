@@ -15,9 +15,21 @@
  *   hybridT        postcopy-switchover=deadline, postcopy-deadline=T s, and
  *                  postcopy-on-convergence=true: a pre-copy that converges earlier
  *                  switches through post-copy, never stop-and-copy
+ *
+ * Each policy with post-copy runs over each transport (how post-copy's pages
+ * travel): tcp (the migration channel), preempt (upstream's postcopy-preempt:
+ * requested pages on a second channel; `postcopy-preempt` is the upstream
+ * baseline) and rdma (heca's postcopy-rdma-pull: the destination reads the
+ * pages with RDMA READ). The catalog holds every valid crossing, named
+ * POLICY-TRANSPORT (the policy's name alone for tcp): `full-rdma`. Faults
+ * (faults.ts) are the invocation's (--fault) and add `-KIND` to the names.
  */
+import { UsageError } from '../../tools/core/cli.ts';
 import { HecaError } from '../../tools/core/errors.ts';
-import type { FaultSpec, ScenarioParams } from '../results/schema.ts';
+import type { FaultSpec, ScenarioParams, Transport } from '../results/schema.ts';
+import { faultText } from './faults.ts';
+
+export const TRANSPORTS: readonly Transport[] = ['tcp', 'preempt', 'rdma'];
 
 export interface ScenarioSpec {
   mode: ScenarioParams['mode'];
@@ -27,9 +39,9 @@ export interface ScenarioSpec {
   /** postcopy/hybrid: a converged pre-copy switches through post-copy (heca; default false). */
   postcopy_on_convergence?: boolean;
   converge_timeout_s: number;
-  /** How pages travel (default tcp, the only one so far). */
-  transport?: 'tcp';
-  /** Faults injected during the run (default none; none are defined yet). */
+  /** How post-copy's pages travel (default tcp). */
+  transport?: Transport;
+  /** Faults injected during the run (default none). */
   faults?: FaultSpec[];
 }
 
@@ -50,7 +62,7 @@ function policyId(s: ScenarioSpec): string {
 /** The id from every dimension: policy, then the transport unless TCP, then each fault. */
 export function scenarioId(s: ScenarioSpec): string {
   const transport = s.transport && s.transport !== 'tcp' ? `-${s.transport}` : '';
-  const faults = (s.faults ?? []).map((f) => `-fault-${f.kind}${f.at_s === undefined ? '' : `${f.at_s}s`}`).join('');
+  const faults = (s.faults ?? []).map((f) => `-fault-${faultText(f)}`).join('');
   return `${policyId(s)}${transport}${faults}`;
 }
 
@@ -65,7 +77,34 @@ function make(name: string, spec: ScenarioSpec, description: string): ScenarioPa
   return { name, id: scenarioId(full), ...full, description };
 }
 
-export const SCENARIOS: readonly ScenarioParams[] = [
+const TRANSPORT_TEXT: Record<Transport, string> = {
+  tcp: '',
+  preempt: '; over TCP with upstream postcopy-preempt (requested pages on a second channel)',
+  rdma: "; post-copy pages pulled by the destination with RDMA READ (heca's postcopy-rdma-pull)",
+};
+
+/** Why `transport` does not go with this policy, or undefined when it does. */
+export function transportMismatch(policy: Pick<ScenarioParams, 'mode' | 'name'>, transport: Transport): string | undefined {
+  if (transport !== 'tcp' && policy.mode === 'precopy') return `${policy.name} has no post-copy phase, and ${transport} only changes how post-copy's pages travel`;
+  return undefined;
+}
+
+/** A policy over a transport: named POLICY-TRANSPORT (POLICY for tcp), its id derived again. */
+export function withTransport(policy: ScenarioParams, transport: Transport): ScenarioParams {
+  if (transport === 'tcp') return policy;
+  const spec = { ...policy, transport };
+  return { ...spec, name: `${policy.name}-${transport}`, id: scenarioId(spec), description: `${policy.description}${TRANSPORT_TEXT[transport]}` };
+}
+
+/** A scenario with faults injected: named NAME-KIND..., its id derived again. */
+export function withFaults(sc: ScenarioParams, faults: readonly FaultSpec[]): ScenarioParams {
+  if (faults.length === 0) return sc;
+  const spec = { ...sc, faults: [...(sc.faults ?? []), ...faults] };
+  return { ...spec, name: `${sc.name}${faults.map((f) => `-${f.kind}`).join('')}`, id: scenarioId(spec), description: `${sc.description}; faults: ${faults.map(faultText).join(', ')}` };
+}
+
+/** The switchover policies, over TCP: what `make bench` compares by default. */
+export const POLICIES: readonly ScenarioParams[] = [
   make('precopy', { mode: 'precopy', converge_timeout_s: 120 }, 'upstream pre-copy; cancelled as "not converged" after 120 s'),
   make('postcopy', { mode: 'postcopy', converge_timeout_s: 0 }, 'upstream post-copy: migrate-start-postcopy right after migrate'),
   make('full', { mode: 'postcopy', switchover: 'qemu', converge_timeout_s: 0 }, 'heca full post-copy: QEMU switches right after setup (postcopy-switchover=immediate)'),
@@ -75,8 +114,11 @@ export const SCENARIOS: readonly ScenarioParams[] = [
   make('mgmt-hybrid60', { mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }, 'pre-copy for 60 s, then the management side calls migrate-start-postcopy'),
 ];
 
-/** The default comparison of `make bench`: all scenarios, pre-copy first (the baseline). */
-export const DEFAULT_SCENARIOS = SCENARIOS.map((s) => s.name);
+/** Every policy over every transport it goes with: tcp first (the policies), then preempt, then rdma. */
+export const SCENARIOS: readonly ScenarioParams[] = TRANSPORTS.flatMap((t) => POLICIES.filter((p) => !transportMismatch(p, t)).map((p) => withTransport(p, t)));
+
+/** The default comparison of `make bench`: the policies over TCP, pre-copy first (the baseline). */
+export const DEFAULT_SCENARIOS = POLICIES.map((s) => s.name);
 
 /**
  * What `make nightly` runs: every scenario of the catalog, so every switchover

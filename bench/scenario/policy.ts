@@ -20,6 +20,8 @@ export interface Tick {
   elapsedMs: number;
   /** The source's query-migrate status. */
   status: MigrationStatus | undefined;
+  /** ms since `migrate` when the source switched to post-copy; undefined before. */
+  postcopyAtMs?: number;
 }
 
 export type Action =

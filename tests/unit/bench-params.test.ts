@@ -13,15 +13,19 @@ import { errorOf } from '../helpers.ts';
 test('scenario ids: the known ones, unique, unchanged since results were first written', () => {
   const ids = SCENARIOS.map((s) => s.id);
   assert.is(new Set(ids).size, ids.length);
+  const tcp = SCENARIOS.filter((s) => s.transport === 'tcp');
   assert.is(scenarioId({ mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }), 'hybrid-mgmt-switch60s');
   assert.is(scenarioId({ mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, converge_timeout_s: 0 }), 'hybrid-qemu-deadline10s');
   assert.is(scenarioId({ mode: 'postcopy', switchover: 'qemu', converge_timeout_s: 0 }), 'postcopy-qemu-immediate');
   assert.is(scenarioId({ mode: 'hybrid', switchover: 'qemu', switch_after_s: 10, postcopy_on_convergence: true, converge_timeout_s: 0 }), 'hybrid-qemu-deadline10s-on-convergence', 'on-convergence changes the experiment');
-  assert.equal(SCENARIOS.map((s) => s.id), [
+  assert.equal(tcp.map((s) => s.id), [
     'precopy-timeout120s', 'postcopy-immediate', 'postcopy-qemu-immediate', 'hybrid-qemu-deadline10s-on-convergence',
     'hybrid-qemu-deadline60s-on-convergence', 'hybrid-mgmt-switch10s', 'hybrid-mgmt-switch60s',
   ]);
-  assert.equal(SCENARIOS.map((s) => s.name), ['precopy', 'postcopy', 'full', 'hybrid10', 'hybrid60', 'mgmt-hybrid10', 'mgmt-hybrid60']);
+  assert.equal(tcp.map((s) => s.name), ['precopy', 'postcopy', 'full', 'hybrid10', 'hybrid60', 'mgmt-hybrid10', 'mgmt-hybrid60']);
+  for (const t of ['preempt', 'rdma']) {
+    assert.equal(SCENARIOS.filter((s) => s.transport === t).map((s) => s.id), tcp.filter((s) => s.mode !== 'precopy').map((s) => `${s.id}-${t}`), `the policies over ${t}`);
+  }
   const [p] = parseScenarios('precopy', 30);
   assert.is(p!.id, 'precopy-timeout30s', 'a changed parameter changes the id');
 });
@@ -41,7 +45,7 @@ test('every dimension of a scenario changes its id; defaults (TCP, no fault) add
   assert.is(scenarioId({ ...base, faults: [{ kind: 'link-down', at_s: 2 }] }), `${id}-fault-link-down2s`);
   assert.is.not(scenarioId({ mode: 'precopy', converge_timeout_s: 60 }), scenarioId({ mode: 'precopy', converge_timeout_s: 120 }), 'the pre-copy timeout');
   assert.is(scenarioId({ ...base, transport: 'tcp', faults: [] }), id, 'defaults spelled out: the same id');
-  for (const s of SCENARIOS) assert.equal([s.transport, s.faults], ['tcp', []], `${s.name} says what it runs over`);
+  for (const s of SCENARIOS) assert.equal([s.transport === undefined, s.faults], [false, []], `${s.name} says what it runs over`);
 });
 
 test('heca parameters: hybridT switches by deadline and through post-copy on convergence; full by itself; upstream ones none', () => {
