@@ -16,5 +16,13 @@ export interface RunTestbed {
   vmExtra(role: 'src' | 'dst'): Partial<VmConfig>;
   /** Bytes on the link, as the source's end counts them. */
   wireBytes(): Promise<{ tx: number; rx: number }>;
+  /**
+   * A cut fault (cut.ts): every TCP connection over the link reset, the link
+   * down on both ends. Resolves with the connections still established when
+   * it gave up waiting for the resets (0 normally).
+   */
+  cutLink(): Promise<number>;
+  /** The cut link up again on both ends. */
+  restoreLink(): Promise<void>;
   destroy(): Promise<void>;
 }

@@ -23,6 +23,7 @@ import { LEASE_ID_RE, ownerAlive, readRecords, reapStale, takeLease, type Lease,
 import { assertLinkSupported, describeLink, PROBE_NETNS_RE, requireNetnsHost, shapingArgs } from '../links.ts';
 import type { LinkProfileName } from '../../results/schema.ts';
 import type { RunTestbed } from '../types.ts';
+import { cutLink, restoreLink, type EndExec } from '../cut.ts';
 
 /** Where owner records live (tmpfs: gone after a reboot, like the namespaces). */
 export const OWNER_DIR = '/run/heca/testbeds';
@@ -380,6 +381,8 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 /** A fresh local testbed shaped to `link`, as the engine's view of one run (destroyed with it). */
 export async function localRunTestbed(link: LinkProfileName): Promise<RunTestbed> {
   const bed = await LocalTestbed.create({ link });
+  const ends = { src: { dev: bed.src.dev, addr: bed.src.addr }, dst: { dev: bed.dst.dev, addr: bed.dst.addr } };
+  const exec: EndExec = (on, [cmd, ...args]) => (on === 'src' ? bed.src : bed.dst).exec(cmd!, args, { allowFail: true, timeoutMs: 10_000 });
   return {
     kind: 'local',
     srcAddr: bed.src.addr,
@@ -387,6 +390,8 @@ export async function localRunTestbed(link: LinkProfileName): Promise<RunTestbed
     spawn: (role) => (c, a, log) => (role === 'src' ? bed.src : bed.dst).spawn(c, a, { logFile: log }),
     vmExtra: () => ({}),
     wireBytes: () => bed.wireBytes(),
+    cutLink: () => cutLink(exec, 'local', ends),
+    restoreLink: () => restoreLink(exec, 'local', ends),
     destroy: () => bed.destroy(),
   };
 }

@@ -23,6 +23,7 @@ import { LEASE_ID_RE, reapStale, takeLease, type Lease, type LeaseBook } from '.
 import type { Spawned } from '../../../tools/core/exec.ts';
 import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
+import { cutLink, restoreLink, type EndExec } from '../cut.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
 import { describeLink, shapingArgs } from '../links.ts';
@@ -205,6 +206,8 @@ export class NestedTestbed {
   runTestbed(): RunTestbed {
     const started: Spawned[] = [];
     const hostOf = (role: 'src' | 'dst') => (role === 'src' ? this.a : this.b);
+    const ends = { src: { dev: 'link0', addr: A_ADDR }, dst: { dev: 'link0', addr: B_ADDR } };
+    const exec: EndExec = (on, argv) => hostOf(on).agent.exec(argv, { timeoutMs: 10_000, allowFail: true });
     return {
       kind: 'nested',
       srcAddr: A_ADDR,
@@ -225,6 +228,12 @@ export class NestedTestbed {
         return s;
       },
       wireBytes: () => this.wireBytes(),
+      cutLink: () => cutLink(exec, 'nested', ends),
+      restoreLink: async () => {
+        await restoreLink(exec, 'nested', ends);
+        // rxe follows link0: wait for it (it matters to the rdma transport), warn when it stays down.
+        await Promise.all(this.hosts.map((h) => waitRxeActive(h, 15_000).catch((e: unknown) => warn(String((e as Error).message)))));
+      },
       destroy: async () => {
         await Promise.all(started.map((s) => s.stop(3000)));
       },

@@ -1,0 +1,116 @@
+/**
+ * A cut fault on a testbed's link: the link down on both ends and every TCP
+ * connection over it reset, as when a switch port dies and the hosts notice;
+ * then the link back up. The commands, as data (each testbed runs them its
+ * way: `ip netns exec` on the local testbed, the agent in the L1 hosts):
+ *
+ *   local   ss -K (sock_diag destroy, in this machine's kernel) kills the
+ *           connections to the peer on each end, then the veth ends go down;
+ *   nested  the L1 kernel has no sock_diag but has iptables' REJECT: in the
+ *           destination host every TCP packet it sends on link0 except a reset
+ *           is rejected with a reset to its own socket, so its connections die
+ *           as soon as it sends (an ACK of the source's next packet, a page
+ *           request), and the source's next packet finds no socket there and
+ *           draws a reset; once no connection to the peer is left on either
+ *           end (or after a bounded wait), link0 goes down on both.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HecaError } from '../../tools/core/errors.ts';
+import { pollUntil } from '../../tools/core/poll.ts';
+
+/** One command on one end: `on` is the role of the host that runs it. */
+export interface CutCommand {
+  on: 'src' | 'dst';
+  argv: string[];
+}
+
+export const IPTABLES = 'iptables-legacy';
+
+/** The nested testbed's REJECT rules in the destination host (inserted in this order, removed by flushing OUTPUT). */
+export function nestedRejectRules(dev: string): string[][] {
+  return [
+    ['-w', '-I', 'OUTPUT', '1', '-o', dev, '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],
+    // Before it: our own resets go out, so the source's connections die too.
+    ['-w', '-I', 'OUTPUT', '1', '-o', dev, '-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'ACCEPT'],
+  ];
+}
+
+/** Commands that cut: resets first (they need the link up), then the link down. */
+export function cutCommands(kind: 'local' | 'nested', ends: { src: { dev: string; addr: string }; dst: { dev: string; addr: string } }): { reset: CutCommand[]; down: CutCommand[] } {
+  const down: CutCommand[] = (['src', 'dst'] as const).map((on) => ({ on, argv: ['ip', 'link', 'set', 'dev', ends[on].dev, 'down'] }));
+  if (kind === 'local') {
+    return {
+      reset: [
+        { on: 'src', argv: ['ss', '-K', 'dst', ends.dst.addr] },
+        { on: 'dst', argv: ['ss', '-K', 'dst', ends.src.addr] },
+      ],
+      down,
+    };
+  }
+  return { reset: nestedRejectRules(ends.dst.dev).map((r) => ({ on: 'dst' as const, argv: [IPTABLES, ...r] })), down };
+}
+
+/** Commands that restore the link (and, nested, remove the REJECT rules). */
+export function restoreCommands(kind: 'local' | 'nested', ends: { src: { dev: string }; dst: { dev: string } }): CutCommand[] {
+  const up: CutCommand[] = (['src', 'dst'] as const).map((on) => ({ on, argv: ['ip', 'link', 'set', 'dev', ends[on].dev, 'up'] }));
+  return kind === 'local' ? up : [...up, { on: 'dst', argv: [IPTABLES, '-w', '-F', 'OUTPUT'] }];
+}
+
+/** The peer's address in TCP connections still established, from `ss -Htn state established` output. */
+export function establishedTo(ssOut: string, peer: string): number {
+  return ssOut.split('\n').filter((l) => l.includes(`${peer}:`)).length;
+}
+
+/** Runs a command on one end to completion: its output and exit status. */
+export type EndExec = (on: 'src' | 'dst', argv: string[]) => Promise<{ stdout: string; stderr: string; exitCode: number }>;
+
+type Ends = { src: { dev: string; addr: string }; dst: { dev: string; addr: string } };
+
+async function must(exec: EndExec, c: CutCommand): Promise<string> {
+  const r = await exec(c.on, c.argv);
+  if (r.exitCode !== 0) {
+    throw new HecaError(`cutting the link: \`${c.argv.join(' ')}\` failed on the ${c.on === 'src' ? 'source' : 'destination'} host`, {
+      why: (r.stderr || r.stdout).trim() || `exit status ${r.exitCode}`,
+      fix: c.argv[0] === IPTABLES ? 'install iptables on the machine (tools/setup-host.sh does); the L1 kernel needs CONFIG_IP_NF_TARGET_REJECT' : 'see the testbed\'s logs',
+    });
+  }
+  return r.stdout;
+}
+
+/**
+ * Cut: the resets, a bounded wait until neither end has a connection to the
+ * other established (returns how many were left when it gave up: 0 normally),
+ * then the link down on both ends.
+ */
+export async function cutLink(exec: EndExec, kind: 'local' | 'nested', ends: Ends, settleMs = 5000): Promise<number> {
+  const { reset, down } = cutCommands(kind, ends);
+  for (const c of reset) await must(exec, c);
+  const left = async () => {
+    let n = 0;
+    for (const on of ['src', 'dst'] as const) n += establishedTo(await must(exec, { on, argv: ['ss', '-Htn', 'state', 'established'] }), ends[on === 'src' ? 'dst' : 'src'].addr);
+    return n;
+  };
+  const until = Date.now() + settleMs;
+  let n = await left();
+  while (n > 0 && Date.now() < until) {
+    await sleep(50);
+    n = await left();
+  }
+  for (const c of down) await must(exec, c);
+  return n;
+}
+
+/** Restore: link up on both ends (REJECT rules gone), and wait until both report operstate UP. */
+export async function restoreLink(exec: EndExec, kind: 'local' | 'nested', ends: Ends, timeoutMs = 10_000): Promise<void> {
+  for (const c of restoreCommands(kind, ends)) await must(exec, c);
+  let states: string[] = [];
+  await pollUntil(async () => {
+    states = [];
+    for (const on of ['src', 'dst'] as const) states.push((await must(exec, { on, argv: ['cat', `/sys/class/net/${ends[on].dev}/operstate`] })).trim());
+    return states.every((s) => s === 'up') ? true : undefined;
+  }, {
+    timeoutMs,
+    everyMs: 50,
+    timeout: (ms) => new HecaError('the cut link did not come back', { why: `operstate after ${ms} ms: source ${states[0]}, destination ${states[1]}` }),
+  });
+}
