@@ -13,7 +13,9 @@ import { debug, info, warn } from '../../tools/core/log.ts';
 import { QmpCommandError } from '../../tools/qmp/errors.ts';
 import type { QmpEvent } from '../../tools/qmp/types.ts';
 import { Vm, type VmConfig } from '../guest/vm.ts';
+import { faultPlan, type FaultPlan } from '../scenario/faults.ts';
 import type { MigrationPolicy } from '../scenario/policy.ts';
+import { missingTransportFeature, transportSetup, type TransportSetup } from '../scenario/transport.ts';
 import { localRunTestbed } from '../testbed/local/testbed.ts';
 import type { RunTestbed } from '../testbed/types.ts';
 import { mark, type Run } from './run.ts';
@@ -40,8 +42,8 @@ export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: Run
   return { src, dst, bed };
 }
 
-/** What the later phases need of the testbed: where the destination listens, whose clock times events, the link's counters. */
-export type MigrationLink = Pick<RunTestbed, 'kind' | 'dstAddr' | 'wireBytes'>;
+/** What the later phases need of the testbed: where the destination listens, whose clock times events, the link's counters, a cut. */
+export type MigrationLink = Pick<RunTestbed, 'kind' | 'dstAddr' | 'wireBytes' | 'cutLink' | 'restoreLink'>;
 
 /** A migration set up and watched: everything the migrate, observe and collect phases share. */
 export interface Migration {
@@ -63,6 +65,12 @@ export interface Migration {
   wire0: { tx: number; rx: number };
   /** The policy had the migration cancelled. */
   cancelled: boolean;
+  /** What the scenario's transport set on both sides. */
+  readonly transport: TransportSetup;
+  /** When the scenario's faults are due. */
+  readonly faults: FaultPlan;
+  /** Faults injected so far (each recovery listens on its own port). */
+  injected: number;
 }
 
 /**
@@ -112,15 +120,35 @@ async function setHecaParameters(src: Side, run: Run, policy: MigrationPolicy): 
   }
 }
 
+/** A transport's capability or parameter refused: a QEMU without it fails the run up front, naming it. */
+async function transportStep<T>(run: Run, t: TransportSetup, side: Side, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    const missing = e instanceof QmpCommandError ? missingTransportFeature(e.desc) : undefined;
+    if (e instanceof QmpCommandError && missing) {
+      throw new HecaError(`scenario ${run.sc.name} needs ${t.needs}`, {
+        why: `the ${side.name} QEMU refuses ${missing}: ${e.desc}`,
+        fix: 'build the QEMU with the series that has it (npx tsx tools/build.ts), or drop the scenario',
+      });
+    }
+    throw e;
+  }
+}
+
 export async function prepareMigration(run: Run, policy: MigrationPolicy, src: Side, dst: Side, link: MigrationLink): Promise<Migration> {
+  const transport = transportSetup(run.sc.transport ?? 'tcp', link.dstAddr);
   const caps = [
     { capability: 'postcopy-ram', state: policy.postcopy },
     { capability: 'events', state: true },
+    ...transport.capabilities,
   ];
   for (const side of [src, dst]) {
-    await side.qmp.execute('migrate-set-capabilities', { capabilities: caps });
+    await transportStep(run, transport, side, side.qmp.execute('migrate-set-capabilities', { capabilities: caps }));
     // The link, not QEMU's default rate limit, must be the bottleneck.
     await side.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 1024 * 1024 * 1024 });
+    const own = side === src ? transport.parameters.source : transport.parameters.destination;
+    if (Object.keys(own).length) await transportStep(run, transport, side, side.qmp.execute('migrate-set-parameters', own));
   }
   // The destination's post-copy latency statistics (upstream's gate, heca's QEMU too).
   const latencyStats = policy.postcopy && (await enableBlocktime(dst, run.ctx.qemu));
@@ -133,7 +161,7 @@ export async function prepareMigration(run: Run, policy: MigrationPolicy, src: S
     onReset = (why) => rej(new HecaError(why, { why: 'the guest lost its state: its workload restarted or stopped, so the pages cannot be checked', fix: `see the console logs and registers in ${run.logs}` }));
   });
   resetSeen.catch(() => undefined);
-  const m: Migration = { run, policy, src, dst, link, uri, latencyStats, events: {}, reset: undefined, resetSeen, wire0: { tx: 0, rx: 0 }, cancelled: false };
+  const m: Migration = { run, policy, src, dst, link, uri, latencyStats, events: {}, reset: undefined, resetSeen, wire0: { tx: 0, rx: 0 }, cancelled: false, transport, faults: faultPlan(run.sc), injected: 0 };
 
   const us = (e: QmpEvent) => e.timestamp.seconds * 1e6 + e.timestamp.microseconds;
   // QMP timestamps come from each QEMU's host clock: one clock on the local

@@ -10,6 +10,7 @@ import type { Destination, OpsSample, PostcopyLatency, RunRecord } from '../resu
 import type { GuestMessage, Received } from '../guest/channel.ts';
 import type { Migration } from './arrange.ts';
 import type { Outcome } from './observe.ts';
+import { faultText } from '../scenario/faults.ts';
 import { mark } from './run.ts';
 
 /**
@@ -24,13 +25,18 @@ export async function collect(m: Migration, o: Outcome): Promise<'src' | 'dst'> 
   rec.bytes.wire = o.wire.tx - m.wire0.tx + (o.wire.rx - m.wire0.rx);
   const dest: Destination = { name: 'dst', downtime_host_ms: null };
   rec.destinations = [dest];
+  recordRdma(rec, 'source', o.final['postcopy-rdma']);
   if (o.final.status === 'completed') {
     const { stopUs, resumeUs } = m.events;
     rec.downtime_host_ms = stopUs !== undefined && resumeUs !== undefined ? Math.round((resumeUs - stopUs) / 100) / 10 : null;
     dest.downtime_host_ms = rec.downtime_host_ms;
-    const latency = m.latencyStats ? postcopyLatency(await m.dst.qmp.execute('query-migrate')) : undefined;
+    // The incoming migration has completed (observe waited): the destination answers.
+    const dstInfo = await m.dst.qmp.execute('query-migrate');
+    recordRdma(rec, 'destination', dstInfo['postcopy-rdma']);
+    const latency = m.latencyStats ? postcopyLatency(dstInfo) : undefined;
     if (latency) rec.postcopy_latency = dest.postcopy_latency = latency;
     rec.status = 'completed';
+    notInjected(m);
     return 'dst';
   }
   if (o.final.status === 'cancelled') {
@@ -41,6 +47,39 @@ export async function collect(m: Migration, o: Outcome): Promise<'src' | 'dst'> 
   mark(m.run, 'failed');
   rec.reason = `migration failed: ${o.final['error-desc'] ?? 'no error description'}`;
   throw new HecaError(rec.reason, { why: 'QEMU reported status failed', details: `source:\n${m.src.logTail()}\ndestination:\n${m.dst.logTail()}` });
+}
+
+/** The `postcopy-rdma` member of one side's query-migrate, verbatim, when QEMU reports one. */
+export function recordRdma(rec: RunRecord, side: 'source' | 'destination', member: unknown): void {
+  if (member === undefined || member === null) return;
+  rec.postcopy_rdma = { ...rec.postcopy_rdma, [side]: member };
+}
+
+/** Faults never due before the migration completed: recorded as not injected (the run then fails, see failIfNotInjected). */
+function notInjected(m: Migration): void {
+  const pending = m.faults.pending();
+  if (pending.length === 0) return;
+  const sw = m.run.rec.phases.find((p) => p.name === 'postcopy-switch')?.at_ms;
+  const done = m.run.rec.phases.find((p) => p.name === 'completed')?.at_ms;
+  const when = sw !== undefined && done !== undefined ? `${((done - sw) / 1000).toFixed(1)} s after post-copy started` : 'before it was due';
+  m.run.rec.recovery = {
+    fault: pending.map(faultText).join(', '),
+    outcome: 'not-injected',
+    reason: `the migration completed ${when}, before ${pending.map(faultText).join(', ')} was due: use a slower --link or more --mem`,
+    cut_at_ms: null,
+    restored_at_ms: null,
+    paused_at_ms: { source: null, destination: null },
+    time_to_pause_ms: null,
+    time_paused_ms: null,
+    resumed_at_ms: null,
+  };
+}
+
+/** A run whose fault was never injected is not the experiment asked for: it fails, after its pages were checked. */
+export function failIfNotInjected(rec: RunRecord): void {
+  if (rec.recovery?.outcome !== 'not-injected' || rec.status !== 'completed') return;
+  rec.status = 'failed';
+  rec.reason = `fault not injected: ${rec.recovery.reason}`;
 }
 
 export function fillFromInfo(rec: RunRecord, i: MigrationInfo): void {

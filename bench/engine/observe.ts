@@ -4,7 +4,8 @@
  * policy what to do at every tick and doing it (switch to post-copy, cancel).
  * Every reply is kept in the run's record (progress) and a line about once a
  * second says how it goes. A completed migration is observed to its end on
- * the destination too.
+ * the destination too. The scenario's faults are injected when they are due
+ * (fault.ts: a cut, and the recovery an operator would drive).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HecaError } from '../../tools/core/errors.ts';
@@ -14,6 +15,7 @@ import type { MigrationInfo } from '../../tools/qmp/types.ts';
 import type { ProgressSample } from '../results/schema.ts';
 import type { Action } from '../scenario/policy.ts';
 import type { Migration } from './arrange.ts';
+import { cutAndRecover, type RecoveryTimeouts } from './fault.ts';
 import { mark } from './run.ts';
 import type { Side } from './side.ts';
 
@@ -78,7 +80,7 @@ function exitedError(m: Migration, which: Side): HecaError {
 }
 
 /** Phase 3: poll until the migration has ended on the source (and, when it completed, on the destination). */
-export async function observe(m: Migration, opts: { pollMs?: number; finishTimeoutMs?: number } = {}): Promise<Outcome> {
+export async function observe(m: Migration, opts: { pollMs?: number; finishTimeoutMs?: number; recovery?: RecoveryTimeouts } = {}): Promise<Outcome> {
   const { run, src, dst } = m;
   const pollMs = opts.pollMs ?? POLL_MS;
   const finishMs = opts.finishTimeoutMs ?? FINISH_TIMEOUT_MS;
@@ -95,7 +97,10 @@ export async function observe(m: Migration, opts: { pollMs?: number; finishTimeo
     if (last.ram) history.push(sample);
     if (ended) break;
     if (last.ram) line.update(progressText(sample));
-    await act(m, m.policy.tick({ elapsedMs: elapsed, status: st }));
+    const tick = { elapsedMs: elapsed, status: st, postcopyAtMs: run.rec.phases.find((p) => p.name === 'postcopy-switch')?.at_ms };
+    await act(m, m.policy.tick(tick));
+    // A fault that is due: injected, and the recovery driven, before the next poll.
+    for (const f of m.faults.tick(tick)) await cutAndRecover(m, f, opts.recovery);
     if (elapsed > finishMs) throw new HecaError(`migration still ${st} after ${finishMs / 1000} s`, { why: 'it made no end', fix: `see ${run.logs}` });
     await sleep(pollMs);
     last = await src.guard(src.qmp.execute('query-migrate'), 'migration');

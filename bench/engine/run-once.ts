@@ -7,7 +7,8 @@
  * The run goes through phases, each in its own module:
  *   arrange   (arrange.ts)  testbed, QEMUs, guest booted; capabilities, parameters, events
  *   migrate   (observe.ts)  `migrate`, and what the scenario's policy does right after it
- *   observe   (observe.ts)  poll the source, asking the policy at every tick, until the end
+ *   observe   (observe.ts)  poll the source, asking the policy at every tick, until the end;
+ *                          faults injected when due, the recovery driven (fault.ts)
  *   collect   (collect.ts)  the record's figures and status
  *   verify    (verify.ts)   the integrity check where the guest now runs
  *   teardown  (here)        the guest's timeline, logs, QEMUs and testbed gone
@@ -20,7 +21,7 @@ import type { RunRecord, ScenarioParams, WorkloadParams } from '../results/schem
 import { policyFor } from '../scenario/policy.ts';
 import { onCleanup } from '../testbed/cleanup.ts';
 import { prepareMigration, startHosts } from './arrange.ts';
-import { collect, collectTimeline } from './collect.ts';
+import { collect, collectTimeline, failIfNotInjected } from './collect.ts';
 import { observe, startMigration } from './observe.ts';
 import { newRun, type Run, type RunContext } from './run.ts';
 import { saveRegisters, sideOf } from './side.ts';
@@ -39,6 +40,7 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     const outcome = await observe(m);
     const where = await collect(m, outcome);
     await verify(m, where === 'dst' ? dst : src, where, ctx.hooks);
+    failIfNotInjected(run.rec);
   } catch (e) {
     await recordFailure(run, e);
   } finally {

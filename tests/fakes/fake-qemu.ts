@@ -17,7 +17,16 @@
  *     with `upstream: true` they are refused as upstream QEMU refuses them;
  *   - migrate_cancel goes through cancelling to cancelled, whose
  *     query-migrate has no RAM figures;
- *   - a converged pre-copy without on-convergence ends in stop-and-copy.
+ *   - a converged pre-copy without on-convergence ends in stop-and-copy;
+ *   - the QMP monitors negotiate out-of-band execution (`exec-oob`);
+ *   - `cut()` (a cut link) pauses post-copy on both sides (postcopy-paused,
+ *     MIGRATION events); the paused destination answers no ordinary command
+ *     until it has recovered, as a QEMU whose vCPU holds the big lock waiting
+ *     for a page (only exec-oob gets through); migrate-recover (out of band)
+ *     then `migrate` with resume: true bring post-copy back, unless
+ *     `recoverFails` says why the destination refuses;
+ *   - series 2's postcopy-rdma-pull capability and its parameters, refused
+ *     with `upstream: true`, and a `postcopy-rdma` member in query-migrate.
  *
  * Every command is logged with the time since `migrate`, for the tests to check.
  */
@@ -35,6 +44,10 @@ export interface FakeOptions {
   upstream?: boolean;
   /** RAM bytes sent per second (default 100 MiB). */
   bytesPerS?: number;
+  /** After a cut: the destination refuses migrate-recover with this error (rdma pull has no recovery yet). */
+  recoverFails?: string;
+  /** After a cut: ms until each side reports postcopy-paused (default 30). */
+  pauseAfterMs?: number;
 }
 
 export interface LoggedCommand {
@@ -43,9 +56,13 @@ export interface LoggedCommand {
   args: Record<string, unknown> | undefined;
   /** ms since `migrate` (negative before it). */
   atMs: number;
+  /** Sent with exec-oob. */
+  oob?: boolean;
 }
 
-type Status = 'none' | 'setup' | 'active' | 'postcopy-active' | 'completed' | 'cancelling' | 'cancelled';
+type Status = 'none' | 'setup' | 'active' | 'postcopy-active' | 'postcopy-paused' | 'postcopy-recover-setup' | 'postcopy-recover' | 'completed' | 'cancelling' | 'cancelled' | 'failed';
+
+type Request = { execute?: string; 'exec-oob'?: string; arguments?: Record<string, unknown>; id?: unknown };
 
 class QmpError extends Error {
   constructor(readonly cls: string, desc: string) {
@@ -60,8 +77,24 @@ class FakeQmpServer {
   readonly server: Server;
   private readonly conns = new Set<Socket>();
 
-  constructor(readonly path: string, private readonly handle: (cmd: string, args: Record<string, unknown> | undefined) => unknown) {
+  /** Ordinary commands wait here while set (a vCPU holds the big lock); exec-oob does not. */
+  private held: (() => void)[] | undefined;
+  /** Connections that negotiated out-of-band execution. */
+  private readonly oob = new Set<Socket>();
+
+  constructor(readonly path: string, private readonly handle: (cmd: string, args: Record<string, unknown> | undefined, oob: boolean) => unknown) {
     this.server = createServer((s) => this.accept(s));
+  }
+
+  /** Hold every ordinary command from now on, until release(). */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  release(): void {
+    const h = this.held ?? [];
+    this.held = undefined;
+    for (const f of h) f();
   }
 
   listen(): Promise<void> {
@@ -79,15 +112,27 @@ class FakeQmpServer {
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (line.trim()) this.request(s, JSON.parse(line) as { execute: string; arguments?: Record<string, unknown>; id?: unknown });
+        if (line.trim()) this.request(s, JSON.parse(line) as Request);
       }
     });
   }
 
-  private request(s: Socket, req: { execute: string; arguments?: Record<string, unknown>; id?: unknown }): void {
+  private request(s: Socket, req: Request): void {
+    const oob = req['exec-oob'] !== undefined;
+    const cmd = req['exec-oob'] ?? req.execute ?? '';
+    if (!oob && this.held && cmd !== 'qmp_capabilities') {
+      this.held.push(() => this.request(s, req));
+      return;
+    }
     let reply: Record<string, unknown>;
     try {
-      reply = { return: req.execute === 'qmp_capabilities' ? {} : this.handle(req.execute, req.arguments) ?? {} };
+      if (oob && !this.oob.has(s)) throw new QmpError('GenericError', 'QMP input member \'exec-oob\' is unexpected');
+      if (cmd === 'qmp_capabilities') {
+        if ((req.arguments?.enable as string[] | undefined)?.includes('oob')) this.oob.add(s);
+        reply = { return: {} };
+      } else {
+        reply = { return: this.handle(cmd, req.arguments, oob) ?? {} };
+      }
     } catch (e) {
       if (!(e instanceof QmpError)) throw e;
       reply = { error: { class: e.cls, desc: e.message } };
@@ -102,6 +147,7 @@ class FakeQmpServer {
   }
 
   async close(): Promise<void> {
+    this.held = undefined;
     for (const c of this.conns) c.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
@@ -118,13 +164,19 @@ export class FakeMigration {
   private switchedAt: number | undefined;
   private readonly caps = { src: new Map<string, boolean>(), dst: new Map<string, boolean>() };
   private params: Record<string, unknown> = {};
+  /** The destination's parameters (the rdma address must be there before migrate-incoming). */
+  readonly dstParams: Record<string, unknown> = {};
+  private recoverUri: string | undefined;
+  /** ms paused so far: post-copy ends that much later. */
+  private pausedMs = 0;
+  private pausedAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** RAM figures at the last moment they were reported (a cancelled migration keeps none). */
   private sent = 0;
 
   constructor(private readonly o: FakeOptions = {}) {
-    this.src = new FakeQmpServer(join(this.dir, 'src.sock'), (c, a) => this.command('src', c, a));
-    this.dst = new FakeQmpServer(join(this.dir, 'dst.sock'), (c, a) => this.command('dst', c, a));
+    this.src = new FakeQmpServer(join(this.dir, 'src.sock'), (c, a, oob) => this.command('src', c, a, oob));
+    this.dst = new FakeQmpServer(join(this.dir, 'dst.sock'), (c, a, oob) => this.command('dst', c, a, oob));
   }
 
   async start(): Promise<this> {
@@ -151,23 +203,38 @@ export class FakeMigration {
     return this.t0 ? Date.now() - this.t0 : 0;
   }
 
-  private command(side: 'src' | 'dst', cmd: string, args: Record<string, unknown> | undefined): unknown {
-    this.log.push({ side, command: cmd, args, atMs: this.t0 ? Date.now() - this.t0 : -1 });
+  private command(side: 'src' | 'dst', cmd: string, args: Record<string, unknown> | undefined, oob = false): unknown {
+    this.log.push({ side, command: cmd, args, atMs: this.t0 ? Date.now() - this.t0 : -1, ...(oob ? { oob } : {}) });
     switch (cmd) {
-      case 'migrate-set-capabilities':
-        for (const c of (args?.capabilities ?? []) as { capability: string; state: boolean }[]) this.caps[side].set(c.capability, c.state);
+      case 'migrate-set-capabilities': {
+        const caps = (args?.capabilities ?? []) as { capability: string; state: boolean }[];
+        const rdma = caps.find((c) => c.capability === 'postcopy-rdma-pull' && c.state);
+        if (rdma && this.o.upstream) throw new QmpError('GenericError', "Invalid parameter 'postcopy-rdma-pull'");
+        if (rdma && !caps.find((c) => c.capability === 'postcopy-ram' && c.state)) throw new QmpError('GenericError', "Capability 'postcopy-rdma-pull' requires capability 'postcopy-ram'");
+        if (rdma && caps.find((c) => c.capability === 'postcopy-preempt' && c.state)) throw new QmpError('GenericError', "Capability 'postcopy-rdma-pull' is not compatible with capability 'postcopy-preempt'");
+        for (const c of caps) this.caps[side].set(c.capability, c.state);
         return {};
+      }
       case 'migrate-set-parameters': {
         const heca = Object.keys(args ?? {}).find((k) => k.startsWith('postcopy-'));
         if (heca && this.o.upstream) throw new QmpError('GenericError', `Parameter '${heca}' is unexpected`);
         if (side === 'src') Object.assign(this.params, args);
+        else Object.assign(this.dstParams, args);
         return {};
       }
       case 'migrate-incoming':
         this.dstStatus = 'setup';
         return {};
       case 'migrate':
+        if (args?.resume === true) return this.resume(String(args.uri));
         return this.migrate();
+      case 'migrate-recover':
+        if (this.dstStatus !== 'postcopy-paused') throw new QmpError('GenericError', 'Migrate recover can only be run when postcopy is paused.');
+        if (this.o.recoverFails) throw new QmpError('GenericError', this.o.recoverFails);
+        this.recoverUri = String(args?.uri);
+        this.dstStatus = 'postcopy-recover-setup';
+        this.dst.emit('MIGRATION', { status: 'postcopy-recover-setup' });
+        return {};
       case 'migrate-start-postcopy':
         if (!this.caps.src.get('postcopy-ram')) throw new QmpError('GenericError', 'Enable postcopy with migrate-set-capabilities before the start of migration');
         if (this.status !== 'active') throw new QmpError('GenericError', 'Postcopy must be started after migration has been started');
@@ -217,9 +284,46 @@ export class FakeMigration {
         this.src.emit('STOP');
         this.complete();
       }
-    } else if (this.status === 'postcopy-active' && this.switchedAt !== undefined && t - this.switchedAt >= (this.o.postcopyMs ?? 300)) {
+    } else if (this.status === 'postcopy-active' && this.switchedAt !== undefined && t - this.switchedAt - this.pausedMs >= (this.o.postcopyMs ?? 300)) {
       this.complete();
     }
+  }
+
+  /**
+   * The link is cut: post-copy pauses on both sides (ms later); the
+   * destination then holds every ordinary command until it has recovered.
+   * Before post-copy a cut changes nothing the engine can see here.
+   */
+  cut(): void {
+    if (this.status !== 'postcopy-active') return;
+    const after = this.o.pauseAfterMs ?? 30;
+    this.dst.hold();
+    setTimeout(() => {
+      this.status = 'postcopy-paused';
+      this.pausedAt = this.now();
+      this.src.emit('MIGRATION', { status: 'postcopy-paused' });
+    }, after);
+    setTimeout(() => {
+      this.dstStatus = 'postcopy-paused';
+      this.dst.emit('MIGRATION', { status: 'postcopy-paused' });
+    }, after + 5);
+  }
+
+  private resume(uri: string): unknown {
+    if (this.status !== 'postcopy-paused') throw new QmpError('GenericError', "Cannot resume if there is no paused migration");
+    if (this.dstStatus !== 'postcopy-recover-setup' || uri !== this.recoverUri) throw new QmpError('GenericError', `Failed to connect to '${uri}': Connection refused`);
+    this.status = 'postcopy-recover';
+    this.src.emit('MIGRATION', { status: 'postcopy-recover-setup' });
+    this.src.emit('MIGRATION', { status: 'postcopy-recover' });
+    setTimeout(() => {
+      this.pausedMs += this.now() - (this.pausedAt ?? this.now());
+      this.status = 'postcopy-active';
+      this.dstStatus = 'postcopy-active';
+      this.src.emit('MIGRATION', { status: 'postcopy-active' });
+      this.dst.emit('MIGRATION', { status: 'postcopy-active' });
+      this.dst.release();
+    }, 20);
+    return {};
   }
 
   private switchToPostcopy(): void {
@@ -240,6 +344,12 @@ export class FakeMigration {
     if (!postcopy) setTimeout(() => this.dst.emit('RESUME'), 3);
   }
 
+  /** What series 2 may report with postcopy-rdma-pull (made up: the engine records it verbatim). */
+  private rdmaInfo(side: 'src' | 'dst'): Record<string, unknown> {
+    if (!this.caps[side].get('postcopy-rdma-pull') || this.switchedAt === undefined) return {};
+    return { 'postcopy-rdma': side === 'src' ? { source: { 'mr-register-ms': 12 } } : { destination: { reads: 7, 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 7] } } };
+  }
+
   private srcInfo(): Record<string, unknown> {
     if (this.status === 'none') return {};
     if (this.status === 'cancelled' || this.status === 'cancelling') return { status: this.status };
@@ -247,6 +357,7 @@ export class FakeMigration {
     const done = this.status === 'completed';
     return {
       status: this.status,
+      ...this.rdmaInfo('src'),
       'setup-time': 1,
       ...(done ? { 'total-time': this.now(), downtime: this.switchedAt === undefined ? 20 : 2 } : {}),
       ram: {
@@ -275,6 +386,6 @@ export class FakeMigration {
     const stats = this.caps.dst.get('postcopy-blocktime') && this.switchedAt !== undefined
       ? { 'postcopy-latency': 900_000, 'postcopy-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 7, ...Array<number>(14).fill(0)], 'postcopy-vcpu-latency': [900_000], 'postcopy-blocktime': 4, 'postcopy-vcpu-blocktime': [4] }
       : {};
-    return { status: this.dstStatus, ...stats };
+    return { status: this.dstStatus, ...stats, ...this.rdmaInfo('dst') };
   }
 }

@@ -7,23 +7,14 @@
  * not-converged record, QEMU switching by itself with heca's parameters,
  * and an upstream QEMU refusing them.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { prepareMigration, type Migration } from '../../bench/engine/arrange.ts';
-import { collect } from '../../bench/engine/collect.ts';
-import { observe, startMigration } from '../../bench/engine/observe.ts';
-import { newRun, type Run, type RunContext } from '../../bench/engine/run.ts';
-import type { Side } from '../../bench/engine/side.ts';
 import type { ScenarioParams } from '../../bench/results/schema.ts';
 import { parseScenarios, scenarioId, SCENARIOS } from '../../bench/scenario/catalog.ts';
 import { policyFor } from '../../bench/scenario/policy.ts';
-import { makeWorkload } from '../../bench/scenario/workloads.ts';
 import { HecaError } from '../../tools/core/errors.ts';
-import { QmpClient } from '../../tools/qmp/client.ts';
-import { FakeMigration, type FakeOptions } from '../fakes/fake-qemu.ts';
+import { migrateWithFake } from '../fakes/engine.ts';
+import type { FakeOptions } from '../fakes/fake-qemu.ts';
 
 const named = (name: string): ScenarioParams => SCENARIOS.find((s) => s.name === name)!;
 /** A scenario with its switch after `s` seconds instead of 10 or 60, its id derived again. */
@@ -53,37 +44,8 @@ test('policies alone: who switches or cancels, when, and only once', () => {
   }
 });
 
-interface Migrated {
-  fake: FakeMigration;
-  run: Run;
-  m: Migration | undefined;
-  where: 'src' | 'dst' | undefined;
-  error: unknown;
-}
-
 /** One migration of `sc` through the engine's phases against a fake QEMU pair. */
-async function migrate(sc: ScenarioParams, o: FakeOptions = {}): Promise<Migrated> {
-  const fake = await new FakeMigration(o).start();
-  const ctx: RunContext = { qemu: 'fake-qemu', accel: 'tcg', link: 'lan1g', kernel: '', initrd: '', append: () => '', outDir: mkdtempSync(join(tmpdir(), 'heca-policy-')), warmupS: 0, port: 4444 };
-  const run = newRun(ctx, sc, makeWorkload('write-heavy', 256), 1);
-  const qmps = await Promise.all([QmpClient.connect(fake.src.path), QmpClient.connect(fake.dst.path)]);
-  const side = (qmp: QmpClient, name: Side['name']): Side => ({ name, qmp, exited: undefined, guard: (p) => p, logTail: () => '(fake)' });
-  let wire = 0;
-  const link = { kind: 'local' as const, dstAddr: '10.213.0.2', wireBytes: async () => ({ tx: (wire += 1_000_000), rx: 1000 }) };
-  const r: Migrated = { fake, run, m: undefined, where: undefined, error: undefined };
-  try {
-    r.m = await prepareMigration(run, policyFor(sc), side(qmps[0], 'source'), side(qmps[1], 'destination'), link);
-    await startMigration(r.m);
-    const outcome = await observe(r.m, { pollMs: 50, finishTimeoutMs: 20_000 });
-    r.where = await collect(r.m, outcome);
-  } catch (e) {
-    r.error = e;
-  } finally {
-    await Promise.all(qmps.map((q) => q.close()));
-    await fake.close();
-  }
-  return r;
-}
+const migrate = (sc: ScenarioParams, o: FakeOptions = {}) => migrateWithFake(sc, o);
 
 test('management-side hybrid: migrate-start-postcopy once, after the switch time, never before; the record follows', async () => {
   const { fake, run, where, error } = await migrate(after('mgmt-hybrid10', 1));
