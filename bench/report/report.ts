@@ -8,6 +8,7 @@ import { envSubtitle, writeCharts } from './charts.ts';
 import { formatBytes, mdTable, problems, ratioTable, RUN_HEAD, runLine, summaryTable } from './format.ts';
 import type { BenchResult, Environment, QemuBuild, WorkloadParams } from '../results/schema.ts';
 import { convergenceEnd } from '../scenario/catalog.ts';
+import { faultLatencyTable, recoveryTable, transportWarnings } from './transport.ts';
 
 export function environmentTable(env: Environment): string {
   const rows: string[][] = [
@@ -53,10 +54,12 @@ export async function writeReport(result: BenchResult, out: string): Promise<str
   const charts = await writeCharts({ labels, scenarios: result.scenarios, subtitle: envSubtitle(result.environment) }, join(out, 'charts'));
   const img = (key: string, alt: string) => (charts[key] ? `![${alt}](${relative(out, charts[key])})\n` : '');
   const bad = problems(labels, result.scenarios);
+  const warned = transportWarnings(result);
   const md: string[] = [
     `# heca migration benchmark: ${labels.join(', ')}`,
     '',
     bad.length ? `## ⚠ Failures\n\n${bad.map((b) => `- ${b}`).join('\n')}\n` : '**All runs passed their integrity check.**\n',
+    ...(warned.length ? [`## ⚠ Warnings\n\n${warned.map((w) => `- ${w}`).join('\n')}\n`] : []),
     '## Environment\n',
     environmentTable(result.environment),
     '',
@@ -75,6 +78,12 @@ export async function writeReport(result: BenchResult, out: string): Promise<str
   if (result.comparison) {
     md.push(`## Ratios to ${result.comparison.baseline}\n`, 'Per repeat: scenario ÷ baseline of the same repeat (repeats are interleaved); median [min–max] over repeats.\n', ratioTable(labels, result.scenarios, result.comparison), '');
   }
+  const lat = faultLatencyTable(result);
+  if (lat) {
+    md.push('## Fault latency against the link\n', 'Per run: the median remote fault latency on the destination (fault to page placed), estimated from `postcopy-latency-dist` (log2 buckets: within a factor 2), against the raw link measured in this invocation (`ib_read_lat`, 4 KiB, typical) and against the same policy over tcp in the same repeat.\n', lat, '');
+  }
+  const rcv = recoveryTable(result);
+  if (rcv) md.push('## Faults and recovery\n', 'The engine cut the link (connections reset, link down), waited for postcopy-paused on both sides, restored the link, sent migrate-recover out of band to the destination and migrate resume to the source.\n', rcv, '');
   md.push('## Charts\n', img('time', 'migration time'), img('downtime', 'downtime'), img('bytes', 'bytes by phase'), img('overhead', 'wire over RAM'), img('pages', 'pages'), img('faultCdf', 'fault latency CDF'), img('demand', 'post-copy pages on demand vs background'));
   for (const l of labels) md.push(img(`timeline:${l}`, `guest throughput during ${l}`));
   md.push('## Runs\n');

@@ -20,6 +20,34 @@ export function quantile(xs: readonly number[], q: number): number | null {
   return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
 }
 
+/**
+ * A quantile of the remote fault latency, µs, from postcopy-latency-dist
+ * (element N counts faults in [2^N, 2^(N+1)) µs; element 0 also those under
+ * 1 µs): the bucket that holds it, interpolated geometrically inside it, so
+ * it is an estimate within that factor-2 bucket. Null without faults.
+ */
+export function distQuantileUs(dist: readonly number[], q: number): number | null {
+  const total = dist.reduce((a, b) => a + b, 0);
+  if (total === 0) return null;
+  const target = q * total;
+  let before = 0;
+  for (let i = 0; i < dist.length; i++) {
+    const c = dist[i] ?? 0;
+    if (c > 0 && before + c >= target) {
+      const lo = i === 0 ? 0.5 : 2 ** i;
+      const hi = 2 ** (i + 1);
+      return lo * (hi / lo) ** Math.min(1, Math.max(0, (target - before) / c));
+    }
+    before += c;
+  }
+  return 2 ** dist.length;
+}
+
+/** The median remote fault latency of a run, µs (distQuantileUs); null without post-copy statistics. */
+export function faultLatencyP50Us(r: RunRecord): number | null {
+  return r.postcopy_latency?.faults ? distQuantileUs(r.postcopy_latency.latency_dist, 0.5) : null;
+}
+
 /** The metrics summarized and compared, each read from one run. */
 export const METRICS: Readonly<Record<string, { label: string; unit: 'ms' | 'us' | 'bytes' | 'ratio' | 'count'; get: (r: RunRecord, memMib: number) => number | null | undefined }>> = {
   total_time_ms: { label: 'total time', unit: 'ms', get: (r) => r.total_time_ms },
@@ -38,6 +66,7 @@ export const METRICS: Readonly<Record<string, { label: string; unit: 'ms' | 'us'
   // The destination's post-copy statistics (postcopy_latency): QEMU counts in ns, shown in µs.
   postcopy_faults: { label: 'post-copy remote faults (dst)', unit: 'count', get: (r) => r.postcopy_latency?.faults },
   postcopy_latency_mean_us: { label: 'post-copy fault latency, mean', unit: 'us', get: (r) => (r.postcopy_latency?.faults ? r.postcopy_latency.latency_mean_ns / 1000 : null) },
+  postcopy_latency_p50_us: { label: 'post-copy fault latency, median (from the distribution)', unit: 'us', get: faultLatencyP50Us },
   postcopy_latency_max_us: { label: 'post-copy fault latency, max', unit: 'us', get: (r) => (r.postcopy_latency?.faults && r.postcopy_latency.latency_max_ns !== null ? r.postcopy_latency.latency_max_ns / 1000 : null) },
   postcopy_blocktime_ms: { label: 'post-copy blocktime (all vCPUs blocked)', unit: 'ms', get: (r) => r.postcopy_latency?.blocktime_ms },
   postcopy_demand_pages: { label: 'post-copy pages on demand', unit: 'count', get: (r) => r.postcopy_latency?.demand_pages },

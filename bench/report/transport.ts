@@ -1,0 +1,78 @@
+/**
+ * The report's transport and fault sections (issue #12):
+ *
+ *   - per run, the median remote fault latency (from the destination's
+ *     postcopy-latency-dist) beside the same invocation's link probe (RDMA
+ *     READ 4 KiB, ib_read_lat typical) and beside the same policy's run over
+ *     tcp in the same repeat, as ratios; whether QEMU reported postcopy-rdma;
+ *   - per run with a fault, the recovery: time to pause, time paused, outcome;
+ *   - warnings: an rdma run whose pages evidently did not travel by RDMA READ.
+ */
+import type { BenchResult, RunRecord, ScenarioParams, ScenarioResult } from '../results/schema.ts';
+import { faultLatencyP50Us } from '../results/stats.ts';
+import { formatBytes, formatMs, formatRatio, formatUs, mdTable } from './format.ts';
+
+/** The same experiment but over tcp: same policy, parameters and faults. */
+function samePolicy(a: ScenarioParams, b: ScenarioParams): boolean {
+  const key = (s: ScenarioParams) => JSON.stringify([s.mode, s.switchover ?? 'mgmt', s.switch_after_s ?? null, s.postcopy_on_convergence ?? false, s.converge_timeout_s, s.faults ?? []]);
+  return key(a) === key(b);
+}
+
+/** The tcp scenario of the same policy in this result, if it ran. */
+export function tcpCounterpart(scenarios: readonly ScenarioResult[], s: ScenarioResult): ScenarioResult | undefined {
+  if ((s.scenario.transport ?? 'tcp') === 'tcp') return undefined;
+  return scenarios.find((x) => (x.scenario.transport ?? 'tcp') === 'tcp' && samePolicy(x.scenario, s.scenario));
+}
+
+const ratio = (a: number | null, b: number | null | undefined) => (a !== null && typeof b === 'number' && b > 0 ? a / b : null);
+
+/** One row per run with post-copy statistics; undefined when no run has them. */
+export function faultLatencyTable(result: BenchResult): string | undefined {
+  const probe = result.environment.nested?.link_probes?.ib_read_lat.t_typical_us;
+  const rows: string[][] = [];
+  for (const s of result.scenarios) {
+    const tcp = tcpCounterpart(result.scenarios, s);
+    for (const r of s.runs) {
+      const p50 = faultLatencyP50Us(r);
+      if (p50 === null) continue;
+      const t = tcp?.runs.find((x) => x.repeat === r.repeat && x.status === 'completed');
+      const tp50 = t ? faultLatencyP50Us(t) : null;
+      rows.push([
+        s.scenario.name, String(r.repeat), s.scenario.transport ?? 'tcp', String(r.postcopy_latency?.faults ?? 0), formatUs(p50),
+        probe === undefined ? '–' : formatRatio(ratio(p50, probe)),
+        tcp ? (tp50 === null ? '–' : `${formatRatio(ratio(p50, tp50))} (${tcp.scenario.name}: ${formatUs(tp50)})`) : '',
+        r.postcopy_rdma ? Object.keys(r.postcopy_rdma).join(' + ') : '–',
+      ]);
+    }
+  }
+  if (rows.length === 0) return undefined;
+  return mdTable(['scenario', 'repeat', 'transport', 'faults', 'fault latency p50 (dst)', `÷ RDMA READ 4 KiB typical${probe === undefined ? '' : ` (${formatUs(probe)})`}`, '÷ same policy over tcp, same repeat', 'postcopy-rdma reported by'], rows);
+}
+
+/** One row per run of a scenario with faults; undefined when none has any. */
+export function recoveryTable(result: BenchResult): string | undefined {
+  const rows: string[][] = [];
+  for (const s of result.scenarios) {
+    if (!s.scenario.faults?.length) continue;
+    for (const r of s.runs) {
+      const v = r.recovery;
+      rows.push([s.scenario.name, String(r.repeat), s.scenario.transport ?? 'tcp', v?.fault ?? '–', v?.outcome ?? '(no record: the run failed before the fault)', formatMs(v?.time_to_pause_ms), formatMs(v?.time_paused_ms), r.integrity.pages_checked ? `${r.integrity.bad_pages} bad / ${r.integrity.pages_checked}` : 'not checked', v?.reason ?? r.reason ?? '']);
+    }
+  }
+  if (rows.length === 0) return undefined;
+  return mdTable(['scenario', 'repeat', 'transport', 'fault', 'outcome', 'cut → both paused', 'paused → post-copy again', 'integrity', 'reason'], rows);
+}
+
+/** Pages that went over the migration channel in post-copy, beyond what device state and control take. */
+const PULL_SLACK_BYTES = 4 * 1048576;
+
+/** An rdma run in which the source sent pages in post-copy and QEMU reported no postcopy-rdma: not a pull. */
+export function notPulled(s: ScenarioParams, r: RunRecord): boolean {
+  return s.transport === 'rdma' && r.status === 'completed' && r.postcopy_rdma === undefined && r.bytes.postcopy > PULL_SLACK_BYTES;
+}
+
+/** Lines for the report's warnings: rdma runs whose pages evidently did not travel by RDMA READ. */
+export function transportWarnings(result: BenchResult): string[] {
+  return result.scenarios.flatMap((s) => s.runs.filter((r) => notPulled(s.scenario, r)).map((r) =>
+    `**${s.scenario.name} run ${r.repeat}: no RDMA pull seen** — QEMU took postcopy-rdma-pull, but the source sent ${formatBytes(r.bytes.postcopy)} of pages on the migration channel during post-copy and reported no postcopy-rdma: read its figures as TCP post-copy's (a QEMU with the capability but not the pull engine?)`));
+}

@@ -1,0 +1,83 @@
+/**
+ * The report's transport and fault sections: the median fault latency from
+ * the log2 distribution, beside the link probe and the same policy over tcp
+ * of the same repeat; the recovery of each run with a fault; the warning for
+ * an rdma run whose pages did not travel by RDMA READ.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { LinkProbes, RunRecord } from '../../bench/results/schema.ts';
+import { distQuantileUs, faultLatencyP50Us, summarize } from '../../bench/results/stats.ts';
+import { faultLatencyTable, notPulled, recoveryTable, tcpCounterpart, transportWarnings } from '../../bench/report/transport.ts';
+import { fixtureEnv, fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
+
+const probes: LinkProbes = {
+  ib_read_lat: { bytes: 4096, iterations: 1000, t_min_us: 500, t_max_us: 9000, t_typical_us: 700, t_avg_us: 900, t_stdev_us: 300, p99_us: 5000, p999_us: 9000 },
+  ib_read_bw: { bytes: 4096, iterations: 1000, bw_peak_mb_s: 10, bw_avg_mb_s: 9, msg_rate_mpps: 0.002, unit: 'MB/sec' },
+  tcp_lat_us: 325, tcp_rr_us: 650, tcp_bw_bytes_s: 66e6, tools: 'fixture',
+};
+const nested = { l1_accel: 'tcg', l1_kernel: '6.12', up_ms: 20000, hosts: [], link_probes: probes };
+
+test('the median fault latency from postcopy-latency-dist: in its bucket, interpolated geometrically', () => {
+  assert.is(distQuantileUs([], 0.5), null);
+  assert.is(distQuantileUs([0, 0, 0], 0.5), null);
+  // 10 faults in [512, 1024) µs: the median is half-way (geometrically) through the bucket.
+  assert.ok(Math.abs(distQuantileUs([0, 0, 0, 0, 0, 0, 0, 0, 0, 10], 0.5)! - 512 * Math.SQRT2) < 1e-9);
+  // The fixture: 10 in [512, 1024), 1 in [1, 2) ms, 1 in [2, 4) ms: the median is in the first bucket.
+  const p50 = faultLatencyP50Us(fixtureRun(1))!;
+  assert.ok(p50 >= 512 && p50 < 1024, String(p50));
+  assert.ok(distQuantileUs([0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 1, 1], 1)! <= 4096);
+  assert.is(faultLatencyP50Us(fixtureRun(1, { noLatency: true })), null);
+  assert.ok(summarize([fixtureRun(1)], MEM_MIB).postcopy_latency_p50_us?.median === p50, 'a summary metric');
+});
+
+function slower(repeat: number, factor: number): RunRecord {
+  const r = fixtureRun(repeat);
+  r.postcopy_latency = { ...r.postcopy_latency!, latency_dist: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10 * factor, 1, 1] };
+  return r;
+}
+
+test('per run: fault latency beside the link probe and the same policy over tcp of the same repeat', () => {
+  const tcp = fixtureScenario('full', 'postcopy', [fixtureRun(1), fixtureRun(2)], { switchover: 'qemu', transport: 'tcp' });
+  const rdma = fixtureScenario('full-rdma', 'postcopy', [slower(1, 1), { ...slower(2, 1), postcopy_rdma: { destination: { reads: 1 } } }], { switchover: 'qemu', transport: 'rdma' });
+  const other = fixtureScenario('postcopy-rdma', 'postcopy', [fixtureRun(1)], { transport: 'rdma' });
+  const result = fixtureResult([tcp, rdma, other], fixtureEnv({ testbed: 'nested', nested }));
+  assert.is(tcpCounterpart(result.scenarios, rdma), tcp);
+  assert.is(tcpCounterpart(result.scenarios, other), undefined, 'another policy is no counterpart');
+  const table = faultLatencyTable(result)!;
+  const rows = table.split('\n').slice(2);
+  assert.is(rows.length, 5);
+  assert.match(table, '÷ RDMA READ 4 KiB typical (700 µs)');
+  // The 6th of 12 faults, 6/10 into [2048, 4096) µs against 6/10 into [512, 1024): 4×; against the probe 2048·2^0.6/700.
+  assert.match(rows[2]!, `| full-rdma | 1 | rdma | 12 | 3.1 ms | ${(2048 * 2 ** 0.6 / 700).toFixed(2)}× | 4.00× (full: 776 µs) | – |`);
+  assert.match(rows[3]!, '| destination |');
+  assert.match(rows[4]!, /\| postcopy-rdma \| 1 \| rdma \| .* \|  \| – \|$/);
+  assert.is(faultLatencyTable(fixtureResult([fixtureScenario('precopy', 'precopy', [fixtureRun(1, { noLatency: true })])])), undefined);
+  const local = faultLatencyTable(fixtureResult([tcp]))!;
+  assert.match(local.split('\n')[2]!, '| full | 1 | tcp | 12 | 776 µs | – |', 'no probe off the nested testbed');
+});
+
+test('recovery per run with a fault; the warning when an rdma run shows no pull', () => {
+  const cut = [{ kind: 'cut', after: 'postcopy' as const, at_s: 2, duration_s: 3 }];
+  const ok: RunRecord = { ...fixtureRun(1), recovery: { fault: 'cut@postcopy+2s:3s', outcome: 'recovered', cut_at_ms: 2500, restored_at_ms: 5500, paused_at_ms: { source: 2600, destination: 2650 }, time_to_pause_ms: 150, time_paused_ms: 3300, resumed_at_ms: 5950 } };
+  const bad: RunRecord = { ...fixtureRun(1, { status: 'failed', reason: 'no recovery' }), recovery: { ...ok.recovery!, outcome: 'failed', reason: 'the destination refused migrate-recover: not supported', time_paused_ms: null, resumed_at_ms: null } };
+  const result = fixtureResult([
+    fixtureScenario('full-cut', 'postcopy', [ok], { switchover: 'qemu', faults: cut }),
+    fixtureScenario('full-rdma-cut', 'postcopy', [bad], { switchover: 'qemu', transport: 'rdma', faults: cut }),
+    fixtureScenario('full', 'postcopy', [fixtureRun(1)], { switchover: 'qemu' }),
+  ]);
+  const rows = recoveryTable(result)!.split('\n').slice(2);
+  assert.equal(rows, [
+    '| full-cut | 1 | tcp | cut@postcopy+2s:3s | recovered | 150 ms | 3.30 s | 0 bad / 40960 | |',
+    '| full-rdma-cut | 1 | rdma | cut@postcopy+2s:3s | failed | 150 ms | – | not checked | the destination refused migrate-recover: not supported |',
+  ].map((r) => r.replace('| |', '|  |')));
+  assert.is(recoveryTable(fixtureResult([fixtureScenario('full', 'postcopy', [fixtureRun(1)])])), undefined);
+  const rdma = fixtureScenario('full-rdma', 'postcopy', [fixtureRun(1), { ...fixtureRun(2), postcopy_rdma: { source: {} } }, { ...fixtureRun(3), bytes: { ...fixtureRun(3).bytes, postcopy: 1024 } }], { switchover: 'qemu', transport: 'rdma' });
+  assert.equal(rdma.runs.map((r) => notPulled(rdma.scenario, r)), [true, false, false], 'pages over the channel and no postcopy-rdma; reported; no pages');
+  const w = transportWarnings(fixtureResult([rdma]));
+  assert.is(w.length, 1);
+  assert.match(w[0]!, 'full-rdma run 1: no RDMA pull seen');
+  assert.match(w[0]!, '50.0 MiB of pages');
+});
+
+test.run();
