@@ -195,8 +195,9 @@ export async function prepareMigration(run: Run, policy: MigrationPolicy, src: S
     side.qmp.on('SHUTDOWN', seen);
   }
   // The switch as the source made it, whoever asked for it.
+  // Once: a recovered post-copy goes postcopy-active again (fault.ts marks that 'resumed').
   src.qmp.on('MIGRATION', (e) => {
-    if (e.data?.status === 'postcopy-active') mark(run, 'postcopy-switch');
+    if (e.data?.status === 'postcopy-active' && !run.rec.phases.some((p) => p.name === 'postcopy-switch')) mark(run, 'postcopy-switch');
   });
   return m;
 }

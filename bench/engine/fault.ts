@@ -75,6 +75,7 @@ export async function cutAndRecover(m: Migration, a: FaultAction, t: RecoveryTim
     fault: faultText(a.fault),
     outcome: 'failed',
     cut_at_ms: null,
+    down_at_ms: null,
     restored_at_ms: null,
     paused_at_ms: { source: null, destination: null },
     time_to_pause_ms: null,
@@ -100,14 +101,15 @@ export async function cutAndRecover(m: Migration, a: FaultAction, t: RecoveryTim
   mark(run, 'cut');
   const cutAt = Date.now();
   rec.cut_at_ms = since();
-  const left = await m.link.cutLink();
-  if (left > 0) warn(`  ${run.label}: ${left} connection(s) over the link were still established when it went down`);
+  const done = await m.link.cutLink();
+  rec.down_at_ms = done.downAt - run.t0;
+  if (done.left > 0) warn(`  ${run.label}: ${done.left} connection(s) over the link were still established when it went down`);
 
   // 3. The link back when the cut's time is over, whatever happens meanwhile.
   const restored = (async () => {
     const wait = cutAt + a.durationMs - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    await m.link.restoreLink();
+    await m.link.restoreLink({ rdma: run.sc.transport === 'rdma' });
     rec.restored_at_ms = since();
     mark(run, 'link-restored');
   })();

@@ -77,12 +77,17 @@ async function must(exec: EndExec, c: CutCommand): Promise<string> {
   return r.stdout;
 }
 
+/** What a cut did: connections still established when it stopped waiting for the resets (0 normally), when the link was down on both ends (Date.now()). */
+export interface CutDone {
+  left: number;
+  downAt: number;
+}
+
 /**
  * Cut: the resets, a bounded wait until neither end has a connection to the
- * other established (returns how many were left when it gave up: 0 normally),
- * then the link down on both ends.
+ * other established, then the link down on both ends.
  */
-export async function cutLink(exec: EndExec, kind: 'local' | 'nested', ends: Ends, settleMs = 5000): Promise<number> {
+export async function cutLink(exec: EndExec, kind: 'local' | 'nested', ends: Ends, settleMs = 5000): Promise<CutDone> {
   const { reset, down } = cutCommands(kind, ends);
   for (const c of reset) await must(exec, c);
   const left = async () => {
@@ -97,7 +102,7 @@ export async function cutLink(exec: EndExec, kind: 'local' | 'nested', ends: End
     n = await left();
   }
   for (const c of down) await must(exec, c);
-  return n;
+  return { left: n, downAt: Date.now() };
 }
 
 /** Restore: link up on both ends (REJECT rules gone), and wait until both report operstate UP. */

@@ -4,6 +4,7 @@
  * Both testbeds (local/, nested/) provide one.
  */
 import type { Spawner, VmConfig } from '../guest/vm.ts';
+import type { CutDone } from './cut.ts';
 
 /** The two "hosts" of one run, as the engine uses them. */
 export interface RunTestbed {
@@ -18,11 +19,10 @@ export interface RunTestbed {
   wireBytes(): Promise<{ tx: number; rx: number }>;
   /**
    * A cut fault (cut.ts): every TCP connection over the link reset, the link
-   * down on both ends. Resolves with the connections still established when
-   * it gave up waiting for the resets (0 normally).
+   * down on both ends.
    */
-  cutLink(): Promise<number>;
-  /** The cut link up again on both ends. */
-  restoreLink(): Promise<void>;
+  cutLink(): Promise<CutDone>;
+  /** The cut link up again on both ends; with `rdma`, also the RDMA devices on it ACTIVE again. */
+  restoreLink(opts?: { rdma?: boolean }): Promise<void>;
   destroy(): Promise<void>;
 }

@@ -43,7 +43,7 @@ export async function migrateWithFake(sc: ScenarioParams, o: FakeOptions = {}, t
     cutLink: async () => {
       r.link.cutAtMs = Date.now() - run.t0;
       fake.cut();
-      return 0;
+      return { left: 0, downAt: Date.now() };
     },
     restoreLink: async () => {
       r.link.restoredAtMs = Date.now() - run.t0;

@@ -168,8 +168,9 @@ test('fake QEMU: TCP + cut: both sides pause, link back after its time, migrate-
   assert.ok(resume.atMs >= recover.atMs);
   const dstInBand = fake.log.filter((c) => c.side === 'dst' && !c.oob && c.atMs >= link.cutAtMs! && c.atMs < resume.atMs + 20);
   assert.equal(dstInBand, [], 'nothing ordinary asked of the paused destination');
-  const order = rec.phases.map((p) => p.name).filter((n) => ['cut', 'paused', 'link-restored', 'recover', 'resumed', 'completed'].includes(n));
-  assert.equal(order, ['cut', 'paused', 'link-restored', 'recover', 'resumed', 'completed']);
+  const order = rec.phases.map((p) => p.name).filter((n) => ['postcopy-switch', 'cut', 'paused', 'link-restored', 'recover', 'resumed', 'completed'].includes(n));
+  assert.equal(order, ['postcopy-switch', 'cut', 'paused', 'link-restored', 'recover', 'resumed', 'completed'], 'the switch marked once, the recovery in order');
+  assert.ok(r.down_at_ms !== null && r.down_at_ms !== undefined && r.down_at_ms >= r.cut_at_ms!, 'when the link went down');
 });
 
 test('fake QEMU: rdma + cut when the destination cannot recover: the run fails at once, saying so, the link restored', async () => {

@@ -229,10 +229,10 @@ export class NestedTestbed {
       },
       wireBytes: () => this.wireBytes(),
       cutLink: () => cutLink(exec, 'nested', ends),
-      restoreLink: async () => {
+      restoreLink: async (o) => {
         await restoreLink(exec, 'nested', ends);
-        // rxe follows link0: wait for it (it matters to the rdma transport), warn when it stays down.
-        await Promise.all(this.hosts.map((h) => waitRxeActive(h, 15_000).catch((e: unknown) => warn(String((e as Error).message)))));
+        // rxe follows link0: the rdma transport needs it ACTIVE again (a warning when it stays down).
+        if (o?.rdma) await Promise.all(this.hosts.map((h) => waitRxeActive(h, 15_000).catch((e: unknown) => warn(String((e as Error).message)))));
       },
       destroy: async () => {
         await Promise.all(started.map((s) => s.stop(3000)));
