@@ -101,7 +101,14 @@ export async function cutAndRecover(m: Migration, a: FaultAction, t: RecoveryTim
   mark(run, 'cut');
   const cutAt = Date.now();
   rec.cut_at_ms = since();
-  const done = await m.link.cutLink();
+  let done;
+  try {
+    done = await m.link.cutLink();
+  } catch (e) {
+    // Half a cut (rules in, link still up or down): undo it before the run fails.
+    await m.link.restoreLink().catch((r: unknown) => warn(`  ${run.label}: restoring the link after a failed cut: ${String(r)}`));
+    throw fail(`the cut itself failed: ${e instanceof HecaError ? `${e.message}: ${e.why}` : e instanceof Error ? e.message : String(e)}`);
+  }
   rec.down_at_ms = done.downAt - run.t0;
   if (done.left > 0) warn(`  ${run.label}: ${done.left} connection(s) over the link were still established when it went down`);
 

@@ -28,7 +28,7 @@ export interface Migrated {
   link: { cutAtMs?: number; restoredAtMs?: number };
 }
 
-export async function migrateWithFake(sc: ScenarioParams, o: FakeOptions = {}, t: { finishTimeoutMs?: number; pauseMs?: number; resumeMs?: number } = {}): Promise<Migrated> {
+export async function migrateWithFake(sc: ScenarioParams, o: FakeOptions = {}, t: { finishTimeoutMs?: number; pauseMs?: number; resumeMs?: number; cutFails?: string } = {}): Promise<Migrated> {
   const fake = await new FakeMigration(o).start();
   const ctx: RunContext = { qemu: 'fake-qemu', accel: 'tcg', link: 'lan1g', kernel: '', initrd: '', append: () => '', outDir: mkdtempSync(join(tmpdir(), 'heca-policy-')), warmupS: 0, port: 4444 };
   const run = newRun(ctx, sc, makeWorkload('write-heavy', 256), 1);
@@ -42,6 +42,7 @@ export async function migrateWithFake(sc: ScenarioParams, o: FakeOptions = {}, t
     wireBytes: async () => ({ tx: (wire += 1_000_000), rx: 1000 }),
     cutLink: async () => {
       r.link.cutAtMs = Date.now() - run.t0;
+      if (t.cutFails) throw new Error(t.cutFails);
       fake.cut();
       return { left: 0, downAt: Date.now() };
     },

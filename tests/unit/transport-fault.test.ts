@@ -195,6 +195,15 @@ test('fake QEMU: a side that never pauses fails the run at the bound, naming it'
   assert.is(run.rec.recovery?.outcome, 'failed');
 });
 
+test('fake QEMU: a cut that fails (no iptables) restores the link and fails the run, saying so', async () => {
+  const [sc] = pick('full', { faults: [parseFault('cut@postcopy+0.2s:0.2s')] });
+  const { run, error, link } = await migrateWithFake(sc!, { postcopyMs: 3000 }, { cutFails: 'iptables-legacy: not found' });
+  assert.instance(error, HecaError);
+  assert.match((error as HecaError).message, 'no recovery from cut@postcopy+0.2s:0.2s: the cut itself failed: iptables-legacy: not found');
+  assert.ok(link.restoredAtMs !== undefined, 'restored');
+  assert.is(run.rec.recovery?.outcome, 'failed');
+});
+
 test('fake QEMU: a fault never due before the end is recorded as not injected and fails the run', async () => {
   const [sc] = pick('full', { faults: [parseFault('cut@postcopy+5s:1s')] });
   const { run, error } = await migrateWithFake(sc!, { postcopyMs: 200 });

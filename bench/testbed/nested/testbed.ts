@@ -207,6 +207,7 @@ export class NestedTestbed {
     const started: Spawned[] = [];
     const hostOf = (role: 'src' | 'dst') => (role === 'src' ? this.a : this.b);
     const ends = { src: { dev: 'link0', addr: A_ADDR }, dst: { dev: 'link0', addr: B_ADDR } };
+    let cut = false;
     const exec: EndExec = (on, argv) => hostOf(on).agent.exec(argv, { timeoutMs: 10_000, allowFail: true });
     return {
       kind: 'nested',
@@ -228,14 +229,20 @@ export class NestedTestbed {
         return s;
       },
       wireBytes: () => this.wireBytes(),
-      cutLink: () => cutLink(exec, 'nested', ends),
+      cutLink: () => {
+        cut = true;
+        return cutLink(exec, 'nested', ends);
+      },
       restoreLink: async (o) => {
         await restoreLink(exec, 'nested', ends);
+        cut = false;
         // rxe follows link0: the rdma transport needs it ACTIVE again (a warning when it stays down).
         if (o?.rdma) await Promise.all(this.hosts.map((h) => waitRxeActive(h, 15_000).catch((e: unknown) => warn(String((e as Error).message)))));
       },
       destroy: async () => {
         await Promise.all(started.map((s) => s.stop(3000)));
+        // The hosts stay up for the next run: never leave them with the link cut.
+        if (cut) await restoreLink(exec, 'nested', ends).then(() => (cut = false), (e: unknown) => warn(`restoring link0 after the run: ${String(e)}`));
       },
     };
   }
