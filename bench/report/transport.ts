@@ -9,7 +9,7 @@
  *   - warnings: an rdma run whose pages evidently did not travel by RDMA READ.
  */
 import type { BenchResult, RunRecord, ScenarioParams, ScenarioResult } from '../results/schema.ts';
-import { faultLatencyP50Us } from '../results/stats.ts';
+import { distQuantileUs, faultLatencyP50Us } from '../results/stats.ts';
 import { formatBytes, formatMs, formatRatio, formatUs, mdTable } from './format.ts';
 
 /** The same experiment but over tcp: same policy, parameters and faults. */
@@ -22,6 +22,17 @@ function samePolicy(a: ScenarioParams, b: ScenarioParams): boolean {
 export function tcpCounterpart(scenarios: readonly ScenarioResult[], s: ScenarioResult): ScenarioResult | undefined {
   if ((s.scenario.transport ?? 'tcp') === 'tcp') return undefined;
   return scenarios.find((x) => (x.scenario.transport ?? 'tcp') === 'tcp' && samePolicy(x.scenario, s.scenario));
+}
+
+/**
+ * The median RDMA READ latency of a run, µs, when the destination's
+ * postcopy-rdma reports a `read-latency-dist` (same buckets as
+ * postcopy-latency-dist); null otherwise. The member is recorded verbatim and
+ * its fields may still change: nothing else reads them.
+ */
+export function readLatencyP50Us(r: RunRecord): number | null {
+  const d = (r.postcopy_rdma?.destination as { destination?: { 'read-latency-dist'?: unknown } } | undefined)?.destination?.['read-latency-dist'];
+  return Array.isArray(d) && d.every((x) => typeof x === 'number') ? distQuantileUs(d as number[], 0.5) : null;
 }
 
 const ratio = (a: number | null, b: number | null | undefined) => (a !== null && typeof b === 'number' && b > 0 ? a / b : null);
@@ -42,11 +53,12 @@ export function faultLatencyTable(result: BenchResult): string | undefined {
         probe === undefined ? '–' : formatRatio(ratio(p50, probe)),
         tcp ? (tp50 === null ? '–' : `${formatRatio(ratio(p50, tp50))} (${tcp.scenario.name}: ${formatUs(tp50)})`) : '',
         r.postcopy_rdma ? Object.keys(r.postcopy_rdma).join(' + ') : '–',
+        formatUs(readLatencyP50Us(r)),
       ]);
     }
   }
   if (rows.length === 0) return undefined;
-  return mdTable(['scenario', 'repeat', 'transport', 'faults', 'fault latency p50 (dst)', `÷ RDMA READ 4 KiB typical${probe === undefined ? '' : ` (${formatUs(probe)})`}`, '÷ same policy over tcp, same repeat', 'postcopy-rdma reported by'], rows);
+  return mdTable(['scenario', 'repeat', 'transport', 'faults', 'fault latency p50 (dst)', `÷ RDMA READ 4 KiB typical${probe === undefined ? '' : ` (${formatUs(probe)})`}`, '÷ same policy over tcp, same repeat', 'postcopy-rdma reported by', 'RDMA READ p50 (postcopy-rdma)'], rows);
 }
 
 /** One row per run of a scenario with faults; undefined when none has any. */

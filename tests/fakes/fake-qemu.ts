@@ -347,7 +347,7 @@ export class FakeMigration {
   /** What series 2 may report with postcopy-rdma-pull (made up: the engine records it verbatim). */
   private rdmaInfo(side: 'src' | 'dst'): Record<string, unknown> {
     if (!this.caps[side].get('postcopy-rdma-pull') || this.switchedAt === undefined) return {};
-    return { 'postcopy-rdma': side === 'src' ? { source: { 'mr-register-ms': 12 } } : { destination: { reads: 7, 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 7] } } };
+    return { 'postcopy-rdma': side === 'src' ? { source: { 'registration-time': 12, pulled: true } } : { destination: { 'demand-pages': 7, 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 7] } } };
   }
 
   private srcInfo(): Record<string, unknown> {

@@ -132,7 +132,7 @@ test('fake QEMU: rdma sets the capability with postcopy-ram and the address on b
   const cmds = fake.commands();
   assert.ok(cmds.lastIndexOf('dst migrate-set-parameters') < cmds.indexOf('dst migrate-incoming'));
   assert.is(run.rec.status, 'completed');
-  assert.equal(run.rec.postcopy_rdma, { source: { source: { 'mr-register-ms': 12 } }, destination: { destination: { reads: 7, 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 7] } } });
+  assert.equal(run.rec.postcopy_rdma, { source: { source: { 'registration-time': 12, pulled: true } }, destination: { destination: { 'demand-pages': 7, 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 7] } } });
   const tcp = await migrateWithFake(pick('full')[0]!);
   assert.is(tcp.run.rec.postcopy_rdma, undefined, 'nothing when QEMU reports nothing');
 });
