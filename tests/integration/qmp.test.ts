@@ -48,6 +48,30 @@ test.after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('out of band: negotiated on request, exec-oob beside ordinary commands; refused when not negotiated', async () => {
+  const q = startQemu();
+  const plain = await QmpClient.connect(q.sock, { retryUntilMs: 20_000 });
+  try {
+    assert.not.ok(plain.oobEnabled);
+    const e = await expectReject(plain.executeOob('migrate-recover', { uri: 'tcp:127.0.0.1:1' }), QmpNegotiationError, 'oob without negotiation');
+    assert.match(e.why, 'connect with { oob: true }');
+  } finally {
+    await plain.close();
+  }
+  const c = await QmpClient.connect(q.sock, { retryUntilMs: 20_000, oob: true });
+  try {
+    assert.ok(c.oobEnabled, `QEMU offers ${c.greeting.QMP.capabilities.join(', ')}`);
+    // Both kinds on one connection: each reply finds its command.
+    const [status, r] = await Promise.all([c.execute('query-status'), c.executeOob('migrate-recover', { uri: 'tcp:127.0.0.1:1' }).then(() => undefined, (e: unknown) => e)]);
+    assert.is(status.status, 'prelaunch');
+    assert.instance(r, QmpCommandError, String(r));
+    // migrate-recover is allowed out of band; outside a paused incoming migration QEMU refuses it, saying why.
+    assert.match((r as QmpCommandError).desc, /recover|incoming|postcopy/i);
+  } finally {
+    await c.close();
+  }
+});
+
 test('greeting, negotiation and concurrent commands matched by id', async () => {
   const q = startQemu();
   const c = await QmpClient.connect(q.sock, { retryUntilMs: 20_000 });
