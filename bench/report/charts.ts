@@ -32,6 +32,11 @@ const PHASE_COLORS: Record<string, string> = {
   completed: '#1f77b4',
   cancel: '#7f7f7f',
   failed: '#000000',
+  cut: '#e377c2',
+  paused: '#e377c2',
+  'link-restored': '#8c564b',
+  recover: '#8c564b',
+  resumed: '#2ca02c',
 };
 /** Bars of a scenario that never converged. */
 const NOT_CONVERGED = '#bbbbbb';
