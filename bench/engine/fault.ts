@@ -125,8 +125,12 @@ export async function cutAndRecover(m: Migration, a: FaultAction, t: RecoveryTim
   // 2. Both sides paused.
   const [s, d] = await Promise.all([paused.src.result, paused.dst.result]);
   await restored;
-  if (s !== 'postcopy-paused') throw fail(await whyNot(src, s, 'postcopy-paused', pauseMs), `source:\n${src.logTail()}\ndestination:\n${dst.logTail()}`);
-  if (d !== 'postcopy-paused') throw fail(await whyNot(dst, d, 'postcopy-paused', pauseMs), `source:\n${src.logTail()}\ndestination:\n${dst.logTail()}`);
+  if (s !== 'postcopy-paused' || d !== 'postcopy-paused') {
+    // Say what each side did: one paused and the other not tells where recovery is missing.
+    const each = await Promise.all(([[src, s, 'source'], [dst, d, 'destination']] as const).map(async ([side, st, k]) =>
+      st === 'postcopy-paused' ? `the ${side.name} paused ${rec.paused_at_ms[k]! - rec.cut_at_ms!} ms after the cut` : whyNot(side, st, 'postcopy-paused', pauseMs)));
+    throw fail(each.join('; '), `source:\n${src.logTail()}\ndestination:\n${dst.logTail()}`);
+  }
   const pausedAt = Math.max(rec.paused_at_ms.source ?? 0, rec.paused_at_ms.destination ?? 0);
   rec.time_to_pause_ms = pausedAt - rec.cut_at_ms;
   // Marked when both had paused, which was before the link came back.

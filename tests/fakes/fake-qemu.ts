@@ -48,6 +48,8 @@ export interface FakeOptions {
   recoverFails?: string;
   /** After a cut: ms until each side reports postcopy-paused (default 30). */
   pauseAfterMs?: number;
+  /** After a cut only this side pauses (rdma pull's idle main channel: the source never learns). */
+  pauseOnly?: 'src' | 'dst';
 }
 
 export interface LoggedCommand {
@@ -298,15 +300,19 @@ export class FakeMigration {
     if (this.status !== 'postcopy-active') return;
     const after = this.o.pauseAfterMs ?? 30;
     this.dst.hold();
-    setTimeout(() => {
-      this.status = 'postcopy-paused';
-      this.pausedAt = this.now();
-      this.src.emit('MIGRATION', { status: 'postcopy-paused' });
-    }, after);
-    setTimeout(() => {
-      this.dstStatus = 'postcopy-paused';
-      this.dst.emit('MIGRATION', { status: 'postcopy-paused' });
-    }, after + 5);
+    if (this.o.pauseOnly !== 'dst') {
+      setTimeout(() => {
+        this.status = 'postcopy-paused';
+        this.pausedAt = this.now();
+        this.src.emit('MIGRATION', { status: 'postcopy-paused' });
+      }, after);
+    }
+    if (this.o.pauseOnly !== 'src') {
+      setTimeout(() => {
+        this.dstStatus = 'postcopy-paused';
+        this.dst.emit('MIGRATION', { status: 'postcopy-paused' });
+      }, after + 5);
+    }
   }
 
   private resume(uri: string): unknown {

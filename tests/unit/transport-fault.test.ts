@@ -191,8 +191,16 @@ test('fake QEMU: a side that never pauses fails the run at the bound, naming it'
   const [sc] = pick('full', { faults: [parseFault('cut@postcopy+0.2s:0.2s')] });
   const { run, error } = await migrateWithFake(sc!, { postcopyMs: 5000, pauseAfterMs: 10_000 }, { pauseMs: 500 });
   assert.instance(error, HecaError);
-  assert.match((error as HecaError).message, 'the source did not report postcopy-paused within 0.5 s');
+  assert.match((error as HecaError).message, 'the source did not report postcopy-paused within 0.5 s; the destination did not report postcopy-paused within 0.5 s');
   assert.is(run.rec.recovery?.outcome, 'failed');
+});
+
+test('fake QEMU: only the destination pauses: the failure says which side did what', async () => {
+  const [sc] = pick('full', { transports: ['rdma'], faults: [parseFault('cut@postcopy+0.2s:0.2s')] });
+  const { run, error } = await migrateWithFake(sc!, { postcopyMs: 5000, pauseOnly: 'dst' }, { pauseMs: 600 });
+  assert.instance(error, HecaError);
+  assert.match((error as HecaError).message, /the source did not report postcopy-paused within 0\.6 s; the destination paused \d+ ms after the cut/);
+  assert.ok(run.rec.recovery?.paused_at_ms.destination !== null && run.rec.recovery?.paused_at_ms.source === null);
 });
 
 test('fake QEMU: a cut that fails (no iptables) restores the link and fails the run, saying so', async () => {
