@@ -6,7 +6,7 @@
  *   2. wait until both sides report postcopy-paused (MIGRATION events: the
  *      destination is never asked anything while paused — a vCPU waiting for
  *      a page may hold the big lock, and an ordinary command would hang);
- *   3. the link back up once the cut's time is over;
+ *   3. the link back up once it has been down for the cut's duration;
  *   4. migrate-recover on the destination, out of band (exec-oob), on a new
  *      port; then `migrate` with resume: true on the source;
  *   5. wait until the source is back in postcopy-active (or completed).
@@ -99,7 +99,6 @@ export async function cutAndRecover(m: Migration, a: FaultAction, t: RecoveryTim
   }
   info(`  ${run.label}: ${a.why}: cutting the link for ${a.durationMs / 1000} s`);
   mark(run, 'cut');
-  const cutAt = Date.now();
   rec.cut_at_ms = since();
   let done;
   try {
@@ -112,9 +111,9 @@ export async function cutAndRecover(m: Migration, a: FaultAction, t: RecoveryTim
   rec.down_at_ms = done.downAt - run.t0;
   if (done.left > 0) warn(`  ${run.label}: ${done.left} connection(s) over the link were still established when it went down`);
 
-  // 3. The link back when the cut's time is over, whatever happens meanwhile.
+  // 3. The link back when it has been down the cut's time, whatever happens meanwhile.
   const restored = (async () => {
-    const wait = cutAt + a.durationMs - Date.now();
+    const wait = done.downAt + a.durationMs - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     await m.link.restoreLink({ rdma: run.sc.transport === 'rdma' });
     rec.restored_at_ms = since();

@@ -203,7 +203,7 @@ export const RecoverySchema = Type.Object({
   reason: Type.Optional(Str('why it failed or was not injected')),
   cut_at_ms: Nullable(Num('ms since migrate when the cut began (the connections reset first, then the link went down)')),
   down_at_ms: Type.Optional(Nullable(Num('ms since migrate when the link was down on both ends'))),
-  restored_at_ms: Nullable(Num('ms since migrate when the link was up again (its restore begins the fault\'s duration after cut_at_ms)')),
+  restored_at_ms: Nullable(Num('ms since migrate when the link was up again (its restore begins the fault\'s duration after down_at_ms)')),
   paused_at_ms: Type.Object({
     source: Nullable(Num('ms since migrate when the source reported postcopy-paused')),
     destination: Nullable(Num('ms since migrate when the destination reported postcopy-paused (its MIGRATION event)')),

@@ -87,7 +87,7 @@ export interface CutDone {
  * Cut: the resets, a bounded wait until neither end has a connection to the
  * other established, then the link down on both ends.
  */
-export async function cutLink(exec: EndExec, kind: 'local' | 'nested', ends: Ends, settleMs = 5000): Promise<CutDone> {
+export async function cutLink(exec: EndExec, kind: 'local' | 'nested', ends: Ends, settleMs = 2000): Promise<CutDone> {
   const { reset, down } = cutCommands(kind, ends);
   for (const c of reset) await must(exec, c);
   const left = async () => {

@@ -171,6 +171,7 @@ test('fake QEMU: TCP + cut: both sides pause, link back after its time, migrate-
   const order = rec.phases.map((p) => p.name).filter((n) => ['postcopy-switch', 'cut', 'paused', 'link-restored', 'recover', 'resumed', 'completed'].includes(n));
   assert.equal(order, ['postcopy-switch', 'cut', 'paused', 'link-restored', 'recover', 'resumed', 'completed'], 'the switch marked once, the recovery in order');
   assert.ok(r.down_at_ms !== null && r.down_at_ms !== undefined && r.down_at_ms >= r.cut_at_ms!, 'when the link went down');
+  assert.ok(r.restored_at_ms! - r.down_at_ms >= 590, `down for ${r.restored_at_ms! - r.down_at_ms} ms: the cut's duration counts from the link going down`);
 });
 
 test('fake QEMU: rdma + cut when the destination cannot recover: the run fails at once, saying so, the link restored', async () => {
