@@ -67,7 +67,7 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<{ bzImage: 
     if (!existsSync(join(tree, 'Kbuild')) || !existsSync(join(tree, 'scripts', 'kconfig'))) {
       throw new HecaError(`${tree} is not a Linux source tree`, { why: 'it has no Kbuild file or scripts/kconfig', fix: 'pass the top directory of a Linux checkout to --kernel-src' });
     }
-    const st = existsSync(join(tree, '.git')) ? await treeState(tree) : { head: 'none', describe: 'not a git tree', dirty: true };
+    const st = await treeState(tree);
     version = st.describe;
     debianVersion = st.describe;
     src = { kind: 'developer-tree', files: [], tree, base_commit: '', head_commit: st.head };

@@ -98,7 +98,7 @@ export async function buildQemu(opts: QemuBuildOptions): Promise<QemuBuildResult
     if (!existsSync(join(tree, 'configure')) || !existsSync(join(tree, 'VERSION'))) {
       throw new HecaError(`${tree} is not a QEMU source tree`, { why: 'it has no configure or VERSION file', fix: 'pass the top directory of a QEMU checkout to --qemu-src' });
     }
-    const st = existsSync(join(tree, '.git')) ? await treeState(tree) : { head: 'none', describe: 'not a git tree', dirty: true };
+    const st = await treeState(tree);
     version = readFileSync(join(tree, 'VERSION'), 'utf8').trim();
     debianVersion = st.describe;
     srcInfo = { kind: 'developer-tree', files: [], tree, base_commit: '', head_commit: st.head };
