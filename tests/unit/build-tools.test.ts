@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { compareDebVersions, upstreamVersion } from '../../tools/source/debver.ts';
 import { HecaError } from '../../tools/core/errors.ts';
 import { parseAmFailure } from '../../tools/patch/apply.ts';
+import { readBuildInfo, recordBuild } from '../../tools/build/buildinfo.ts';
 import { parseConfig, unmetOptions } from '../../tools/build/kconfig.ts';
 import { allConfigText } from '../../tools/build/kernel.ts';
 import { parseNinjaProgress, qemuConfigureFlags } from '../../tools/build/qemu.ts';
@@ -61,6 +62,27 @@ test('readSeries hashes patches and reports a missing or duplicate patch by name
   assert.is(one.patches[0]!.sha256.length, 64);
   writeFileSync(join(d, '0001-x.patch'), 'b');
   assert.is.not(readSeries(d).sha256, one.sha256, 'series hash follows patch contents');
+});
+
+test('BUILD-INFO.json: the series built, or none for a developer tree; written as returned', () => {
+  const d = mkdtempSync(join(tmpdir(), 'heca-buildinfo-'));
+  writeFileSync(join(d, 'series'), '0001-x.patch\n');
+  writeFileSync(join(d, '0001-x.patch'), 'a');
+  writeFileSync(join(d, 'BASE'), 'qemu 1:10.0.13+ds-0+deb13u1\n');
+  const series = readSeries(d);
+  const startedMs = Date.now() - 1000;
+  const common = { component: 'qemu' as const, fingerprint: 'fp', version: '10.0.13', debianVersion: '1:10.0.13+ds-0+deb13u1', flags: ['--enable-rdma'], output: '/x/qemu', startedMs, steps: 7 };
+  const path = join(d, 'BUILD-INFO.json');
+  const bi = recordBuild(path, { ...common, source: { kind: 'debian', files: [], tree: '/src/qemu', base_commit: 'b', head_commit: 'h' }, series });
+  assert.equal(readBuildInfo(path), bi);
+  assert.equal(bi.series, { dir: d, base: 'qemu 1:10.0.13+ds-0+deb13u1', sha256: series.sha256, patches: [{ name: '0001-x.patch', sha256: series.patches[0]!.sha256 }] });
+  assert.is(bi.debian_version, '1:10.0.13+ds-0+deb13u1');
+  assert.is(bi.started_at, new Date(startedMs).toISOString());
+  assert.ok(bi.duration_ms >= 1000);
+  assert.is(bi.steps_run, 7);
+  const dev = recordBuild(path, { ...common, source: { kind: 'developer-tree', files: [], tree: '/home/me/qemu', base_commit: '', head_commit: 'h' }, series: undefined });
+  assert.equal(dev.series, { dir: '/home/me/qemu', base: null, sha256: '', patches: [] });
+  assert.equal(readBuildInfo(path), dev);
 });
 
 test('git am failures name the failing files', () => {

@@ -4,9 +4,8 @@
  * developer's own tree. Rebuilds only when sources, series or flags changed.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
 import { join, resolve } from 'node:path';
-import { readBuildInfo, writeBuildInfo, fingerprint, type BuildInfo } from './buildinfo.ts';
+import { readBuildInfo, recordBuild, fingerprint, type BuildInfo } from './buildinfo.ts';
 import { HecaError } from '../core/errors.ts';
 import { isDryRun, probe, run } from '../core/exec.ts';
 import { applySeries } from '../patch/apply.ts';
@@ -99,7 +98,7 @@ export async function buildQemu(opts: QemuBuildOptions): Promise<QemuBuildResult
     if (!existsSync(join(tree, 'configure')) || !existsSync(join(tree, 'VERSION'))) {
       throw new HecaError(`${tree} is not a QEMU source tree`, { why: 'it has no configure or VERSION file', fix: 'pass the top directory of a QEMU checkout to --qemu-src' });
     }
-    const st = existsSync(join(tree, '.git')) ? await treeState(tree) : { head: 'none', describe: 'not a git tree', dirty: true };
+    const st = await treeState(tree);
     version = readFileSync(join(tree, 'VERSION'), 'utf8').trim();
     debianVersion = st.describe;
     srcInfo = { kind: 'developer-tree', files: [], tree, base_commit: '', head_commit: st.head };
@@ -163,23 +162,18 @@ export async function buildQemu(opts: QemuBuildOptions): Promise<QemuBuildResult
   await run(join(bdir, 'pyvenv', 'bin', 'meson'), ['install', '-C', bdir, '--no-rebuild', '--quiet'], { timeoutMs: 20 * 60_000 });
   if (isDryRun()) return { binary, info: undefined, upToDate: false };
 
-  const bi: BuildInfo = {
+  const bi = recordBuild(infoPath, {
     component: 'qemu',
     fingerprint: fp ?? fingerprint({ RECIPE, tree: srcInfo.head_commit, t: Date.now() }),
     version,
-    debian_version: debianVersion,
+    debianVersion,
     source: srcInfo,
-    series: opts.srcDir
-      ? { dir: tree, base: null, sha256: '', patches: [] }
-      : { dir: series.dir, base: series.base ?? null, sha256: series.sha256, patches: series.patches.map((p) => ({ name: p.name, sha256: p.sha256 })) },
+    series: opts.srcDir ? undefined : series,
     flags,
     output: binary,
-    started_at: new Date(started).toISOString(),
-    duration_ms: Date.now() - started,
-    steps_run: steps,
-    host: { cpus: cpus().length, kernel: release() },
-  };
-  writeBuildInfo(infoPath, bi);
+    startedMs: started,
+    steps,
+  });
   const v = await probe(binary, ['--version']);
   info(`built ${v.split('\n')[0]} → ${binary}`);
   return { binary, info: bi, upToDate: false };

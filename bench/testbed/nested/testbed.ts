@@ -115,7 +115,7 @@ export class NestedTestbed {
   static async create(opts: NestedOptions): Promise<NestedTestbed> {
     const kernel = opts.kernel ?? l1KernelPath();
     if (!existsSync(kernel)) {
-      throw new HecaError('the L1 host kernel is not built', { why: `${kernel} does not exist`, fix: 'build it with: npx tsx tools/build.ts --kernel   (about 15 min cold on 2 cores)' });
+      throw new HecaError('the L1 host kernel is not built', { why: `${kernel} does not exist`, fix: 'build it with: npx tsx tools/build.ts --kernel   (cold: about 11 min of CPU time, under 6 min on two idle cores)' });
     }
     const qemu = qemuBinary();
     const id = opts.id ?? randomBytes(4).toString('hex').slice(0, 7);
