@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -9,7 +9,7 @@ import { parseAmFailure } from '../../tools/patch/apply.ts';
 import { readBuildInfo, recordBuild } from '../../tools/build/buildinfo.ts';
 import { parseConfig, unmetOptions } from '../../tools/build/kconfig.ts';
 import { allConfigText } from '../../tools/build/kernel.ts';
-import { parseNinjaProgress, qemuConfigureFlags } from '../../tools/build/qemu.ts';
+import { parseNinjaProgress, QEMU_TARGETS, qemuConfigureFlags, qemuTargets } from '../../tools/build/qemu.ts';
 import { formProblems, parsePatchFile } from '../../tools/patch/check.ts';
 import { parseSeriesFile, readSeries } from '../../tools/patch/series.ts';
 import { newestInSeries, parseShowsrcVersions } from '../../tools/source/sources.ts';
@@ -116,6 +116,19 @@ test('QEMU configure flags and ninja progress', () => {
   for (const x of ['--prefix=/p', '--target-list=x86_64-softmmu', '--enable-rdma', '--enable-slirp', '--enable-virtfs', '--disable-install-blobs']) assert.ok(f.includes(x), x);
   assert.equal(parseNinjaProgress('[12/2547] Compiling C object a.o'), { done: 12, total: 2547, what: 'Compiling C object a.o' });
   assert.is(parseNinjaProgress('ninja: no work to do.'), undefined);
+});
+
+test('QEMU targets: the verbs test only for a tree that has its source (series 2)', () => {
+  const base = ['qemu-system-x86_64', 'tests/qtest/migration-test', 'trace/trace-events-all'];
+  assert.equal(QEMU_TARGETS, base);
+  const tree = mkdtempSync(join(tmpdir(), 'heca-qemu-tree-'));
+  assert.equal(qemuTargets(tree), base, 'a tree without series 2 builds what it always did');
+  mkdirSync(join(tree, 'tests', 'unit'), { recursive: true });
+  writeFileSync(join(tree, 'tests', 'unit', 'test-postcopy-rdma-verbs.c'), 'int main(void) { return 0; }\n');
+  assert.equal(qemuTargets(tree), [...base, 'tests/unit/test-postcopy-rdma-verbs']);
+  const asked: string[] = [];
+  assert.equal(qemuTargets('/t', (p) => (asked.push(p), false)), base);
+  assert.equal(asked, ['/t/tests/unit/test-postcopy-rdma-verbs.c'], 'looked up in the tree it builds');
 });
 
 const goodPatch = `From 1234 Mon Sep 17 00:00:00 2001

@@ -49,6 +49,12 @@ export interface L1Config {
 
 export const L1_INIT = 'bench/testbed/nested/l1-init';
 
+/**
+ * Where l1-init mounts a tmpfs: what L0 has under these is not seen in L1 (the
+ * heca checkout and the shared directory excepted, which it mounts again).
+ */
+export const L1_TMPFS_DIRS = ['/run', '/tmp', '/var/tmp', '/var/log', '/var/lib', '/var/cache', '/root', '/mnt'];
+
 export function l1KernelArgs(c: L1Config): string {
   const repo = c.repo ?? repoRoot;
   return [

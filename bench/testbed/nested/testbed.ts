@@ -2,7 +2,7 @@
  * Two L1 test hosts, A and B, on one machine: each a QEMU at L0 (l1-host.ts),
  * joined by `-netdev dgram` over loopback UDP ports chosen here, with an
  * address, optional tc shaping (the same profiles as the local testbed) and a
- * Soft-RoCE device on the link NIC, checked ACTIVE. L2 guests run in them
+ * Soft-RoCE device on the link NIC, checked ACTIVE (rxe.ts). L2 guests run in them
  * under nested KVM.
  *
  *   heca-<id>-a [link0 10.214.0.1/24, rxe0] ==dgram== [link0 10.214.0.2/24, rxe0] heca-<id>-b
@@ -25,6 +25,8 @@ import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
+import { setUpRxe, type RxeState } from './rxe.ts';
+export type { RxeState } from './rxe.ts';
 import { describeLink, shapingArgs } from '../links.ts';
 import type { LinkProfileName } from '../../results/schema.ts';
 
@@ -55,13 +57,6 @@ export interface NestedOptions {
 
 /** Ports in each L1 host that an L2 QEMU's QMP monitor and control channel listen on. */
 export const L2_PORTS = { qmp: 5101, ctl: 5102 } as const;
-
-export interface RxeState {
-  dev: string;
-  netdev: string;
-  state: string;
-  physical_state: string;
-}
 
 export interface HostFacts {
   name: string;
@@ -288,37 +283,8 @@ async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
     }
     if (!detail) detail = '/dev/kvm but neither kvm_amd nor kvm_intel is loaded (the CPU lacks SVM/VMX?)';
   }
-  const have = await h.agent.exec(['rdma', '-j', 'link', 'show'], { timeoutMs: 10_000, allowFail: true });
-  if (have.exitCode !== 0) {
-    throw new HecaError(`L1 host ${h.name}: the rdma tool failed`, { why: `${have.stderr.trim() || have.stdout.trim()} (the kernel lacks CONFIG_INFINIBAND/RDMA_RXE, or iproute2's rdma is missing)`, fix: 'check kernel-patches/config/heca.config and rebuild: npx tsx tools/build.ts --kernel' });
-  }
-  if (!(JSON.parse(have.stdout || '[]') as { ifname: string }[]).some((l) => l.ifname === 'rxe0')) {
-    const add = await h.agent.exec(['rdma', 'link', 'add', 'rxe0', 'type', 'rxe', 'netdev', 'link0'], { timeoutMs: 20_000, allowFail: true });
-    if (add.exitCode !== 0) {
-      throw new HecaError(`L1 host ${h.name}: cannot create the Soft-RoCE device rxe0 on link0`, { why: add.stderr.trim() || `rdma link add exited ${add.exitCode}`, fix: 'the L1 kernel needs CONFIG_RDMA_RXE=y (kernel-patches/config/heca.config)' });
-    }
-  }
-  const rxe = await waitRxeActive(h, 15_000);
-  const uverbs = await h.agent.exec(['ibv_devices'], { timeoutMs: 20_000, allowFail: true });
-  if (uverbs.exitCode !== 0 || !uverbs.stdout.includes('rxe0')) {
-    throw new HecaError(`L1 host ${h.name}: libibverbs does not see rxe0`, { why: (uverbs.stderr || uverbs.stdout).trim() || `ibv_devices exited ${uverbs.exitCode}`, fix: 'install ibverbs-providers and ibverbs-utils on the machine (tools/setup-host.sh does)' });
-  }
+  const rxe = await setUpRxe(h.agent);
   return { name: h.name, boot_ms: h.bootMs, boot_hangs: h.hangs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
-}
-
-async function waitRxeActive(h: L1Host, timeoutMs: number): Promise<RxeState> {
-  let last: RxeState = { dev: 'rxe0', netdev: 'link0', state: 'missing', physical_state: '?' };
-  return pollUntil(async () => {
-    const r = await h.agent.exec(['rdma', '-j', 'link', 'show', 'rxe0/1'], { timeoutMs: 10_000, allowFail: true });
-    if (r.exitCode !== 0) return undefined;
-    const l = (JSON.parse(r.stdout) as { ifname: string; state: string; physical_state: string; netdev?: string }[])[0];
-    if (l) last = { dev: l.ifname, netdev: l.netdev ?? '?', state: l.state, physical_state: l.physical_state };
-    return last.state === 'ACTIVE' ? last : undefined;
-  }, {
-    timeoutMs,
-    everyMs: 200,
-    timeout: (ms) => new HecaError(`L1 host ${h.name}: rxe0 is not ACTIVE`, { why: `after ${ms} ms it is ${last.state} (${last.physical_state}) on ${last.netdev}`, fix: 'link0 must be up with a carrier: see the console log' }),
-  });
 }
 
 /** A process the agent started, as exec.ts's Spawned (stop = SIGTERM, then SIGKILL). */
