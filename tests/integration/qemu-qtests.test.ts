@@ -20,9 +20,11 @@ const qemu = qtestWrapperPath();
 /**
  * The paths heca adds (the switchover modes with preempt and recovery,
  * on-convergence on and off, a destination without postcopy-ram, the
- * parameters, the preempt wait that must not hang) and the upstream
- * post-copy tests that share their code. Most are in QEMU's full set
- * (--full), not its smoke set.
+ * parameters, the preempt wait that must not hang; RDMA pull's set-up
+ * checks, which need no RDMA device and one of them none at all) and the
+ * upstream post-copy tests that share their code. Most are in QEMU's full
+ * set (--full), not its smoke set. RDMA pull itself runs in an L1 host:
+ * tests/nested/qtest-rdma.test.ts.
  */
 const PATHS = [
   '/x86_64/migration/postcopy/switchover/invalid',
@@ -43,6 +45,11 @@ const PATHS = [
   '/x86_64/migration/postcopy/preempt/plain',
   '/x86_64/migration/postcopy/recovery/plain',
   '/x86_64/migration/postcopy/preempt/recovery/plain',
+  '/x86_64/migration/postcopy/rdma-setup/capabilities',
+  '/x86_64/migration/postcopy/rdma-setup/channels',
+  '/x86_64/migration/postcopy/rdma-setup/parameters',
+  '/x86_64/migration/postcopy/rdma-setup/no-device',
+  '/x86_64/migration/postcopy/rdma-setup/destination-only',
 ];
 
 /*
