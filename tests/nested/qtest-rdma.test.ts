@@ -3,7 +3,8 @@
  * nested testbed does: it boots the heca kernel the way the testbed boots
  * them (L0's root over 9p, so the QEMU build directory is at the same path in
  * it), gets the Soft-RoCE device rxe0 on link0 (bench/testbed/nested/rxe.ts),
- * and runs, with QTEST_RDMA_ADDR=<link0's address>:
+ * and runs, with QTEST_RDMA_ADDR=<link0's address> and QTEST_RDMA_NETDEV=link0
+ * (rdma/link-down takes it down; it is brought up again after every program):
  *   - the verbs test, tests/unit/test-postcopy-rdma-verbs (series 2);
  *   - every path of tests/qtest/migration-test --full whose name contains
  *     /postcopy/rdma/, one `migration-test --full -p PATH` each, QEMU through
@@ -56,7 +57,9 @@ function workDir(): { dir: string; shared: string } {
 }
 /* heca's own build: the wrapper the qtest suite at L0 uses too; another build: one of its own, in the shared directory. */
 const wrapper = (): string => (override ? join(workDir().shared, 'qtest-bin', 'qemu-system-x86_64') : qtestWrapperPath());
-const env = (): Record<string, string> => ({ QTEST_RDMA_ADDR: ADDR, QTEST_QEMU_BINARY: wrapper(), QTEST_QEMU_IMG: '' });
+/** The RDMA device's network device: a test may take it down (rdma/link-down), never for good. */
+const NETDEV = 'link0';
+const env = (): Record<string, string> => ({ QTEST_RDMA_ADDR: ADDR, QTEST_RDMA_NETDEV: NETDEV, QTEST_QEMU_BINARY: wrapper(), QTEST_QEMU_IMG: '' });
 
 /**
  * Fail the test with `text`, shown once: uvu prints an error's message, then
@@ -127,6 +130,8 @@ async function runProgram(name: string, argv: string[], expect?: string): Promis
   const logFile = join(workDir().shared, `${name.replace(/^\/+/, '').replace(/[^\w.-]+/g, '_')}.log`);
   console.log(`  ${name}: running in ${host.name} (log ${logFile})`);
   const r = await runInL1(host, argv, { logFile, env: env(), cwd: '/tmp', timeoutMs: PROGRAM_TIMEOUT_MS, onLine: (l) => console.log(`    | ${l}`) });
+  // A test that takes the link down brings it up again, unless it died first: the next one needs it.
+  await host.agent.exec(['ip', 'link', 'set', 'dev', NETDEV, 'up'], { timeoutMs: 20_000 });
   const verdict = r.error ?? `exit ${r.exitCode}`;
   console.log(`  ${name}: ${verdict} in ${r.seconds.toFixed(1)} s`);
   timings.push(`${name}: ${verdict}, ${r.seconds.toFixed(1)} s`);
