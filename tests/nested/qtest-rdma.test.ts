@@ -135,7 +135,7 @@ async function runProgram(name: string, argv: string[], expect?: string): Promis
   let r = await runInL1(host, [WATCH, String(HANG_SECONDS), ...argv], { logFile, env: env(), cwd: '/tmp', timeoutMs: PROGRAM_TIMEOUT_MS, onLine: (l) => console.log(`    | ${l}`) });
   if (r.exitCode === 124 && /^HUNG: /m.test(r.out)) {
     /*
-     * A program that hangs is shown (stacks and serial output, above) and run
+     * A program that hangs is shown (kernel stacks, serial output, above) and run
      * once more: nested guests under TCG stall now and then (see the nested
      * suite's boot retries). A second hang, or any failure, fails the test.
      */
