@@ -44,7 +44,8 @@ export function vmArgs(c: VmConfig): string[] {
     ? `memory-backend-file,id=mem0,size=${c.memMib}M,mem-path=${c.memFile},share=on`
     : `memory-backend-ram,id=mem0,size=${c.memMib}M`;
   return [
-    '-name', c.name,
+    // Named threads (CPU 0/KVM, live_migration, postcopy/fault...) in ps and in a failed run's thread report.
+    '-name', `${c.name},debug-threads=on`,
     '-machine', 'pc,memory-backend=mem0',
     '-object', backend,
     '-accel', c.accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',

@@ -23,6 +23,7 @@ import { LEASE_ID_RE, ownerAlive, readRecords, reapStale, takeLease, type Lease,
 import { assertLinkSupported, describeLink, PROBE_NETNS_RE, requireNetnsHost, shapingArgs } from '../links.ts';
 import type { LinkProfileName } from '../../results/schema.ts';
 import type { RunTestbed } from '../types.ts';
+import { localThreads } from '../threads.ts';
 
 /** Where owner records live (tmpfs: gone after a reboot, like the namespaces). */
 export const OWNER_DIR = '/run/heca/testbeds';
@@ -386,6 +387,7 @@ export async function localRunTestbed(link: LinkProfileName): Promise<RunTestbed
     dstAddr: bed.dst.addr,
     spawn: (role) => (c, a, log) => (role === 'src' ? bed.src : bed.dst).spawn(c, a, { logFile: log }),
     vmExtra: () => ({}),
+    threads: (_role, pid) => localThreads(pid),
     wireBytes: () => bed.wireBytes(),
     destroy: () => bed.destroy(),
   };

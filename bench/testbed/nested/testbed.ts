@@ -23,6 +23,7 @@ import { LEASE_ID_RE, reapStale, takeLease, type Lease, type LeaseBook } from '.
 import type { Spawned } from '../../../tools/core/exec.ts';
 import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
+import { threadsArgv } from '../threads.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
 import { setUpRxe, type RxeState } from './rxe.ts';
@@ -218,6 +219,10 @@ export class NestedTestbed {
         started.push(s);
         await waitListening(h, [L2_PORTS.qmp, L2_PORTS.ctl], 60_000, s);
         return s;
+      },
+      threads: async (role, pid) => {
+        const r = await hostOf(role).agent.exec(threadsArgv(pid), { timeoutMs: 20_000, allowFail: true });
+        return r.stdout + r.stderr;
       },
       wireBytes: () => this.wireBytes(),
       destroy: async () => {
