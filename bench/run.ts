@@ -2,6 +2,7 @@
  * npx tsx bench/run.ts [--scenario NAME[,NAME...]] [--transport T[,T...]] [--fault SPEC] [--list] [--mem MiB] [--workload NAME]
  *                      [--link lan1g|lan10g|wan|unlimited] [--repeat N] [--out DIR]
  *                      [--accel auto|kvm|tcg] [--testbed local|nested] [--precopy-timeout S] [--warmup S]
+ *                      [--finish-timeout S]
  *                      [--dry-run] [--verbose]
  *
  * Runs a source and a destination QEMU in two network namespaces joined by a
@@ -45,6 +46,8 @@ const usage = `  npx tsx bench/run.ts [options]
                        heca kernel, L2 guests under nested KVM, Soft-RoCE between them; link probes recorded)
     --precopy-timeout S  give up pre-copy after S seconds (default 120)
     --warmup S         seconds of guest activity recorded before migrate (default 3)
+    --finish-timeout S a migration still going after S seconds fails; what every QEMU thread waits
+                       for is then saved in the run's error.txt (default 600)
     --dry-run          print what would run (testbed commands, QEMU command lines) and exit
     --verbose          echo every command and QMP message`;
 
@@ -63,6 +66,7 @@ main(async () => {
     testbed: { type: 'string' },
     'precopy-timeout': { type: 'string' },
     warmup: { type: 'string' },
+    'finish-timeout': { type: 'string' },
     'dry-run': { type: 'boolean' },
     verbose: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -89,6 +93,7 @@ main(async () => {
   const link = parseLink(values.link ?? 'lan1g');
   const repeat = intFlag('repeat', values.repeat, 1, 100) ?? 3;
   const warmup = intFlag('warmup', values.warmup, 0, 600) ?? 3;
+  const finishTimeout = intFlag('finish-timeout', values['finish-timeout'], 5, 86_400);
   const accelReq = parseAccel(values.accel ?? 'auto');
   const testbed = values.testbed ?? 'local';
   if (testbed !== 'local' && testbed !== 'nested') throw new UsageError(`unknown testbed "${testbed}"`, { why: 'the testbeds are local and nested', fix: 'use --testbed local or --testbed nested' });
@@ -102,6 +107,7 @@ main(async () => {
     memMib: mem,
     out: resolve(values.out ?? join('results', new Date().toISOString().replace(/[:.]/g, '-'))),
     warmupS: warmup,
+    ...(finishTimeout === undefined ? {} : { finishTimeoutS: finishTimeout }),
     qemu: qemuBinary(),
     guest: await ensureGuestImage(),
   };

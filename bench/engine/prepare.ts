@@ -29,6 +29,8 @@ export interface PrepareOptions {
   memMib: number;
   out: string;
   warmupS: number;
+  /** A migration still going after this many seconds fails (default 600). */
+  finishTimeoutS?: number;
   qemu: string;
   guest: GuestImage;
 }
@@ -97,7 +99,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       qemu_build: await qemuProvenance(o.qemu, qemuVersion),
       started_at: new Date().toISOString(),
     };
-    const ctx: RunContext = { qemu: o.qemu, accel: accel.accel, link: o.link, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend, outDir: o.out, warmupS: o.warmupS, port: 4444 };
+    const ctx: RunContext = { qemu: o.qemu, accel: accel.accel, link: o.link, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend, outDir: o.out, warmupS: o.warmupS, port: 4444, ...(o.finishTimeoutS === undefined ? {} : { finishTimeoutS: o.finishTimeoutS }) };
     if (nested) {
       const bed = nested;
       env.kernel_version = bed.facts.a.kernel;

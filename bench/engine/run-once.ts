@@ -37,7 +37,7 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     const m = await prepareMigration(run, policyFor(sc), sideOf(src, 'source'), sideOf(dst, 'destination'), bed);
     await startMigration(m);
     await ctx.hooks?.migrating?.(src, dst);
-    const outcome = await observe(m);
+    const outcome = await observe(m, ctx.finishTimeoutS === undefined ? {} : { finishTimeoutMs: ctx.finishTimeoutS * 1000 });
     const where = await collect(m, outcome);
     await verify(m, where === 'dst' ? dst : src, where, ctx.hooks);
     failIfNotInjected(run.rec);
@@ -70,7 +70,26 @@ async function recordFailure(run: Run, e: unknown): Promise<void> {
       if (regs) cpus.push(`${dir} CPU: ${regs} (${file})`);
     }
   }
-  writeFileSync(join(run.logs, 'error.txt'), `${rec.reason}${details}\n${cpus.map((l) => `${l}\n`).join('')}`);
+  // A migration that made no end says more by what each QEMU thread waits for.
+  const threads: string[] = [];
+  for (const [vm, role] of [[run.src, 'src'], [run.dst, 'dst']] as const) {
+    if (!vm || vm.exited || !run.bed) continue;
+    const file = join(run.logs, role, 'threads.txt');
+    try {
+      const text = await run.bed.threads(role, vm.proc.pid);
+      writeFileSync(file, text);
+      const heads = text.split('\n').filter((l) => l && !l.startsWith(' '));
+      threads.push(`${role} threads (kernel stacks in ${file}):`, ...heads.map((l) => `  ${l}`));
+    } catch (e) {
+      debug(`threads of ${role}: ${(e as Error).message}`);
+    }
+  }
+  if (run.dst && !run.dst.exited && rec.phases.some((p) => p.name === 'migrate')) {
+    const st = await run.dst.qmp.execute('query-migrate', undefined, { timeoutMs: 5000 })
+      .then((i) => `dst query-migrate: ${JSON.stringify(i)}`, (e: Error) => `dst query-migrate: no answer (${e.message})`);
+    threads.push(st);
+  }
+  writeFileSync(join(run.logs, 'error.txt'), `${rec.reason}${details}\n${[...cpus, ...threads].map((l) => `${l}\n`).join('')}`);
 }
 
 /** Phase 6: both QEMUs stopped, the testbed destroyed, RAM files removed. Safe to call twice. */

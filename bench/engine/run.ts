@@ -32,6 +32,8 @@ export interface RunContext {
   hooks?: RunHooks;
   /** Where the two QEMUs run (default: a fresh local testbed per run, shaped to `link`). */
   testbed?: () => Promise<RunTestbed>;
+  /** A migration still going after this many seconds has made no end: the run fails (default 600). */
+  finishTimeoutS?: number;
 }
 
 export interface RunHooks {

@@ -1,7 +1,9 @@
 /**
  * One QEMU running the heca guest: its command line, its process, its QMP
  * connection and its guest control channel. Files live in `dir`:
- * qemu.log, console.log, qmp.sock, ctl.sock.
+ * qemu.log, console.log, qmp.sock, ctl.sock. QemuProcess, what it shares
+ * with the nested testbed's L1 hosts (also QEMUs heca starts), and the
+ * helpers for a QEMU's exit are here too.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,7 +44,8 @@ export function vmArgs(c: VmConfig): string[] {
     ? `memory-backend-file,id=mem0,size=${c.memMib}M,mem-path=${c.memFile},share=on`
     : `memory-backend-ram,id=mem0,size=${c.memMib}M`;
   return [
-    '-name', c.name,
+    // Named threads (CPU 0/KVM, live_migration, postcopy/fault...) in ps and in a failed run's thread report.
+    '-name', `${c.name},debug-threads=on`,
     '-machine', 'pc,memory-backend=mem0',
     '-object', backend,
     '-accel', c.accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
@@ -71,18 +74,46 @@ export function vmArgs(c: VmConfig): string[] {
 /** Starts QEMU; may be async (in an L1 host it resolves once QEMU listens on its ports). */
 export type Spawner = (cmd: string, args: string[], logFile: string) => Spawned | Promise<Spawned>;
 
-export class Vm {
-  private exitInfo: { exitCode: number; signal: string | undefined } | undefined;
+export type ExitInfo = { exitCode: number; signal: string | undefined };
 
-  private constructor(
-    readonly config: VmConfig,
+/**
+ * A QEMU heca started and its QMP connection: whether it has exited, known
+ * without waiting, and how to quit it. The guest's Vm and the nested
+ * testbed's L1 hosts are both one.
+ */
+export class QemuProcess {
+  private exitInfo: ExitInfo | undefined;
+
+  protected constructor(
     readonly proc: Spawned,
     readonly qmp: QmpClient,
-    readonly channel: GuestChannel,
   ) {
     void proc.exited.then((e) => {
       this.exitInfo = e;
     });
+  }
+
+  /** Set when QEMU has exited. */
+  get exited(): ExitInfo | undefined {
+    return this.exitInfo;
+  }
+
+  /** Ask QEMU to quit over QMP (3 s at most) unless it has exited, close QMP, then stop the process (SIGTERM, SIGKILL). */
+  protected async quit(): Promise<void> {
+    if (!this.exitInfo) await Promise.race([this.qmp.execute('quit').catch(() => undefined), sleep(3000)]);
+    await this.qmp.close().catch(() => undefined);
+    await this.proc.stop(3000);
+  }
+}
+
+export class Vm extends QemuProcess {
+  private constructor(
+    readonly config: VmConfig,
+    proc: Spawned,
+    qmp: QmpClient,
+    readonly channel: GuestChannel,
+  ) {
+    super(proc, qmp);
   }
 
   get logFile(): string {
@@ -112,11 +143,6 @@ export class Vm {
     }
   }
 
-  /** Set when QEMU has exited. */
-  get exited(): { exitCode: number; signal: string | undefined } | undefined {
-    return this.exitInfo;
-  }
-
   /** Rejects with the log tail if QEMU exits before `p` settles. */
   async guard<T>(p: Promise<T>, what: string): Promise<T> {
     return Promise.race([p, rejectOnExit(this.proc, (e) => new HecaError(`QEMU ${this.config.name} exited during ${what} (${exitText(e)})`, {
@@ -128,11 +154,9 @@ export class Vm {
 
   async stop(): Promise<void> {
     this.channel.close();
-    await quitQemu(this.proc, this.qmp, this.exitInfo !== undefined);
+    await this.quit();
   }
 }
-
-export type ExitInfo = { exitCode: number; signal: string | undefined };
 
 export function exitText(e: ExitInfo): string {
   return `status ${e.exitCode}${e.signal ? `, ${e.signal}` : ''}`;
@@ -149,13 +173,6 @@ export function rejectOnExit(proc: Spawned, error: (e: ExitInfo) => Error): Prom
   });
   died.catch(() => undefined);
   return died;
-}
-
-/** Ask QEMU to quit over QMP (3 s at most), close QMP, then stop the process (SIGTERM, SIGKILL). */
-export async function quitQemu(proc: Spawned, qmp: QmpClient, exited: boolean): Promise<void> {
-  if (!exited) await Promise.race([qmp.execute('quit').catch(() => undefined), sleep(3000)]);
-  await qmp.close().catch(() => undefined);
-  await proc.stop(3000);
 }
 
 export function logTail(path: string, n = 20): string {

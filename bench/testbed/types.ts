@@ -15,6 +15,8 @@ export interface RunTestbed {
   spawn(role: 'src' | 'dst'): Spawner;
   /** What a VM on this side needs beyond the common config (TCP sockets in an L1 host). */
   vmExtra(role: 'src' | 'dst'): Partial<VmConfig>;
+  /** What each thread of process `pid` on that side is doing (name, state, kernel stack), for a run that failed. */
+  threads(role: 'src' | 'dst', pid: number): Promise<string>;
   /** Bytes on the link, as the source's end counts them. */
   wireBytes(): Promise<{ tx: number; rx: number }>;
   /**

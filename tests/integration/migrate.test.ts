@@ -41,7 +41,7 @@ test.before(async () => {
   };
 });
 
-async function migrate(scenario: string, workload: string, extra: { hooks?: RunHooks; memDir?: string } = {}): Promise<RunRecord> {
+async function migrate(scenario: string, workload: string, extra: { hooks?: RunHooks; memDir?: string; finishTimeoutS?: number } = {}): Promise<RunRecord> {
   const [sc] = parseScenarios(scenario, 60);
   const t = Date.now();
   const rec = await runOnce({ ...base, ...extra }, sc!, makeWorkload(workload, MEM_MIB), 1);
@@ -185,6 +185,33 @@ test('a destination QEMU killed mid-migration fails the run and leaves nothing b
   assert.match(rec.reason ?? '', /exited|failed/);
   const err = readFileSync(join(out, rec.logs_dir, 'error.txt'), 'utf8');
   assert.ok(err.length > 0, 'the failure is written to the run logs');
+  assert.equal(await leftovers(), [], 'no QEMU, namespace, veth or owner record left');
+});
+
+test('a post-copy that makes no end fails at its finish timeout, leaving what every QEMU thread waits for', async () => {
+  // A destination frozen (SIGSTOP) after the switch: the source sends until its socket is full and waits.
+  const rec = await migrate('postcopy', 'write-heavy', {
+    finishTimeoutS: 8,
+    hooks: {
+      migrating: async (_src, dst) => {
+        await new Promise((r) => setTimeout(r, 300));
+        dst.proc.kill('SIGSTOP');
+      },
+    },
+  });
+  assert.is(rec.status, 'failed');
+  assert.match(rec.reason ?? '', /after 8 s: it made no end/);
+  const err = readFileSync(join(out, rec.logs_dir, 'error.txt'), 'utf8');
+  console.log(err.replace(/^/gm, '    | '));
+  // The source's threads by name (debug-threads), its migration thread (mig/src/main) among them; the kernel stacks beside.
+  assert.match(err, /^src threads \(kernel stacks in .*threads\.txt\):$/m);
+  assert.match(err, /^ {2}\d+ mig\/src\/main: [RSD] /m);
+  assert.match(err, /^ {2}\d+ CPU 0\/TCG: /m);
+  assert.match(readFileSync(join(out, rec.logs_dir, 'src', 'threads.txt'), 'utf8'), /^ {4}\[<0>\] /m);
+  // The frozen destination: every thread stopped, and its monitor silent.
+  const dst = err.split('\n').filter((l) => /^ {2}\d+ /.test(l) && err.indexOf(l) > err.indexOf('dst threads'));
+  assert.ok(dst.length > 2 && dst.every((l) => / T \(stopped\)/.test(l)), dst.join('\n'));
+  assert.match(err, /^dst query-migrate: no answer/m);
   assert.equal(await leftovers(), [], 'no QEMU, namespace, veth or owner record left');
 });
 

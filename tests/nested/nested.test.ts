@@ -255,6 +255,11 @@ test('one L2 post-copy migration A -> B under nested KVM passes the integrity ch
   console.log(`  nested postcopy/write-heavy 256 MiB: ${rec.status} in ${((Date.now() - t0) / 1000).toFixed(1)} s wall; total_time_ms=${rec.total_time_ms} ` +
     `downtime_host_ms=${rec.downtime_host_ms} wire=${(rec.bytes.wire / 1048576).toFixed(1)}MiB postcopy_requests=${rec.pages.postcopy_requests} ` +
     `pages_checked=${rec.integrity.pages_checked} bad_pages=${rec.integrity.bad_pages}${rec.reason ? ` reason=${rec.reason}` : ''}`);
+  if (rec.status !== 'completed') {
+    // What the run left for a post-mortem: the reason, the guests' CPUs, every QEMU thread's wait.
+    const err = join(ctx.outDir, rec.logs_dir, 'error.txt');
+    if (existsSync(err)) console.log(readFileSync(err, 'utf8').replace(/^/gm, '    | '));
+  }
   assert.is(rec.status, 'completed', rec.reason);
   assert.ok(rec.integrity.ok);
   assert.is(rec.integrity.pages_checked, w.arena_mib * 256);

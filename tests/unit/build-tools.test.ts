@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -6,9 +6,10 @@ import * as assert from 'uvu/assert';
 import { compareDebVersions, upstreamVersion } from '../../tools/source/debver.ts';
 import { HecaError } from '../../tools/core/errors.ts';
 import { parseAmFailure } from '../../tools/patch/apply.ts';
+import { readBuildInfo, recordBuild } from '../../tools/build/buildinfo.ts';
 import { parseConfig, unmetOptions } from '../../tools/build/kconfig.ts';
 import { allConfigText } from '../../tools/build/kernel.ts';
-import { parseNinjaProgress, qemuConfigureFlags } from '../../tools/build/qemu.ts';
+import { parseNinjaProgress, QEMU_TARGETS, qemuConfigureFlags, qemuTargets } from '../../tools/build/qemu.ts';
 import { formProblems, parsePatchFile } from '../../tools/patch/check.ts';
 import { parseSeriesFile, readSeries } from '../../tools/patch/series.ts';
 import { newestInSeries, parseShowsrcVersions } from '../../tools/source/sources.ts';
@@ -63,6 +64,27 @@ test('readSeries hashes patches and reports a missing or duplicate patch by name
   assert.is.not(readSeries(d).sha256, one.sha256, 'series hash follows patch contents');
 });
 
+test('BUILD-INFO.json: the series built, or none for a developer tree; written as returned', () => {
+  const d = mkdtempSync(join(tmpdir(), 'heca-buildinfo-'));
+  writeFileSync(join(d, 'series'), '0001-x.patch\n');
+  writeFileSync(join(d, '0001-x.patch'), 'a');
+  writeFileSync(join(d, 'BASE'), 'qemu 1:10.0.13+ds-0+deb13u1\n');
+  const series = readSeries(d);
+  const startedMs = Date.now() - 1000;
+  const common = { component: 'qemu' as const, fingerprint: 'fp', version: '10.0.13', debianVersion: '1:10.0.13+ds-0+deb13u1', flags: ['--enable-rdma'], output: '/x/qemu', startedMs, steps: 7 };
+  const path = join(d, 'BUILD-INFO.json');
+  const bi = recordBuild(path, { ...common, source: { kind: 'debian', files: [], tree: '/src/qemu', base_commit: 'b', head_commit: 'h' }, series });
+  assert.equal(readBuildInfo(path), bi);
+  assert.equal(bi.series, { dir: d, base: 'qemu 1:10.0.13+ds-0+deb13u1', sha256: series.sha256, patches: [{ name: '0001-x.patch', sha256: series.patches[0]!.sha256 }] });
+  assert.is(bi.debian_version, '1:10.0.13+ds-0+deb13u1');
+  assert.is(bi.started_at, new Date(startedMs).toISOString());
+  assert.ok(bi.duration_ms >= 1000);
+  assert.is(bi.steps_run, 7);
+  const dev = recordBuild(path, { ...common, source: { kind: 'developer-tree', files: [], tree: '/home/me/qemu', base_commit: '', head_commit: 'h' }, series: undefined });
+  assert.equal(dev.series, { dir: '/home/me/qemu', base: null, sha256: '', patches: [] });
+  assert.equal(readBuildInfo(path), dev);
+});
+
 test('git am failures name the failing files', () => {
   const out = [
     'Applying: migration: add a thing',
@@ -94,6 +116,19 @@ test('QEMU configure flags and ninja progress', () => {
   for (const x of ['--prefix=/p', '--target-list=x86_64-softmmu', '--enable-rdma', '--enable-slirp', '--enable-virtfs', '--disable-install-blobs']) assert.ok(f.includes(x), x);
   assert.equal(parseNinjaProgress('[12/2547] Compiling C object a.o'), { done: 12, total: 2547, what: 'Compiling C object a.o' });
   assert.is(parseNinjaProgress('ninja: no work to do.'), undefined);
+});
+
+test('QEMU targets: the verbs test only for a tree that has its source (series 2)', () => {
+  const base = ['qemu-system-x86_64', 'tests/qtest/migration-test', 'trace/trace-events-all'];
+  assert.equal(QEMU_TARGETS, base);
+  const tree = mkdtempSync(join(tmpdir(), 'heca-qemu-tree-'));
+  assert.equal(qemuTargets(tree), base, 'a tree without series 2 builds what it always did');
+  mkdirSync(join(tree, 'tests', 'unit'), { recursive: true });
+  writeFileSync(join(tree, 'tests', 'unit', 'test-postcopy-rdma-verbs.c'), 'int main(void) { return 0; }\n');
+  assert.equal(qemuTargets(tree), [...base, 'tests/unit/test-postcopy-rdma-verbs']);
+  const asked: string[] = [];
+  assert.equal(qemuTargets('/t', (p) => (asked.push(p), false)), base);
+  assert.equal(asked, ['/t/tests/unit/test-postcopy-rdma-verbs.c'], 'looked up in the tree it builds');
 });
 
 const goodPatch = `From 1234 Mon Sep 17 00:00:00 2001

@@ -5,9 +5,8 @@
  * ccache. Rebuilds only when sources, series or config changed.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fingerprint, readBuildInfo, writeBuildInfo, type BuildInfo } from './buildinfo.ts';
+import { fingerprint, readBuildInfo, recordBuild, type BuildInfo } from './buildinfo.ts';
 import { HecaError } from '../core/errors.ts';
 import { isDryRun, run } from '../core/exec.ts';
 import { applySeries } from '../patch/apply.ts';
@@ -68,7 +67,7 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<{ bzImage: 
     if (!existsSync(join(tree, 'Kbuild')) || !existsSync(join(tree, 'scripts', 'kconfig'))) {
       throw new HecaError(`${tree} is not a Linux source tree`, { why: 'it has no Kbuild file or scripts/kconfig', fix: 'pass the top directory of a Linux checkout to --kernel-src' });
     }
-    const st = existsSync(join(tree, '.git')) ? await treeState(tree) : { head: 'none', describe: 'not a git tree', dirty: true };
+    const st = await treeState(tree);
     version = st.describe;
     debianVersion = st.describe;
     src = { kind: 'developer-tree', files: [], tree, base_commit: '', head_commit: st.head };
@@ -131,23 +130,18 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<{ bzImage: 
   progress.done(`${steps} step(s) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (isDryRun()) return { bzImage: out, upToDate: false };
   copyFileSync(join(bdir, 'arch', 'x86', 'boot', 'bzImage'), out);
-  const bi: BuildInfo = {
+  recordBuild(infoPath, {
     component: 'linux',
     fingerprint: fp ?? fingerprint({ RECIPE, head: src.head_commit, t: Date.now() }),
     version,
-    debian_version: debianVersion,
+    debianVersion,
     source: src,
-    series: opts.srcDir
-      ? { dir: tree, base: null, sha256: '', patches: [] }
-      : { dir: series.dir, base: series.base ?? null, sha256: series.sha256, patches: series.patches.map((p) => ({ name: p.name, sha256: p.sha256 })) },
+    series: opts.srcDir ? undefined : series,
     flags: fragHashes,
     output: out,
-    started_at: new Date(started).toISOString(),
-    duration_ms: Date.now() - started,
-    steps_run: steps,
-    host: { cpus: cpus().length, kernel: release() },
-  };
-  writeBuildInfo(infoPath, bi);
+    startedMs: started,
+    steps,
+  });
   info(`built Linux ${version} → ${out}`);
   return { bzImage: out, upToDate: false };
 }

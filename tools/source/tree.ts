@@ -53,8 +53,9 @@ export async function ensureBaseTree(src: ResolvedSource, tree: string): Promise
   return (await git(tree, ['rev-parse', 'HEAD'])).stdout.trim();
 }
 
-/** HEAD and a hash of uncommitted changes, for a developer's own tree. */
+/** HEAD, `git describe` and whether there are uncommitted changes, for a developer's own tree (which may not be a git checkout at all). */
 export async function treeState(tree: string): Promise<{ head: string; describe: string; dirty: boolean }> {
+  if (!existsSync(join(tree, '.git'))) return { head: 'none', describe: 'not a git tree', dirty: true };
   const head = await probe('git', ['rev-parse', 'HEAD'], { cwd: tree });
   const describe = await probe('git', ['describe', '--always', '--dirty', '--tags'], { cwd: tree });
   const dirty = (await probe('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: tree })).length > 0;

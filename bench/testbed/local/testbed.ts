@@ -24,6 +24,7 @@ import { assertLinkSupported, describeLink, PROBE_NETNS_RE, requireNetnsHost, sh
 import type { LinkProfileName } from '../../results/schema.ts';
 import type { RunTestbed } from '../types.ts';
 import { cutLink, restoreLink, type EndExec } from '../cut.ts';
+import { localThreads } from '../threads.ts';
 
 /** Where owner records live (tmpfs: gone after a reboot, like the namespaces). */
 export const OWNER_DIR = '/run/heca/testbeds';
@@ -389,6 +390,7 @@ export async function localRunTestbed(link: LinkProfileName): Promise<RunTestbed
     dstAddr: bed.dst.addr,
     spawn: (role) => (c, a, log) => (role === 'src' ? bed.src : bed.dst).spawn(c, a, { logFile: log }),
     vmExtra: () => ({}),
+    threads: (_role, pid) => localThreads(pid),
     wireBytes: () => bed.wireBytes(),
     cutLink: () => cutLink(exec, 'local', ends),
     restoreLink: () => restoreLink(exec, 'local', ends),

@@ -16,7 +16,7 @@ import { firmwareDirs, repoRoot } from '../../../tools/core/paths.ts';
 import { pollUntil } from '../../../tools/core/poll.ts';
 import { QmpClient } from '../../../tools/qmp/client.ts';
 import { AgentClient, type AgentHello } from './l1-agent.ts';
-import { exitText, logTail, quitQemu, rejectOnExit } from '../../guest/vm.ts';
+import { exitText, logTail, QemuProcess, rejectOnExit } from '../../guest/vm.ts';
 
 export interface L1LinkEnd {
   mac: string;
@@ -48,6 +48,12 @@ export interface L1Config {
 }
 
 export const L1_INIT = 'bench/testbed/nested/l1-init';
+
+/**
+ * Where l1-init mounts a tmpfs: what L0 has under these is not seen in L1 (the
+ * heca checkout and the shared directory excepted, which it mounts again).
+ */
+export const L1_TMPFS_DIRS = ['/run', '/tmp', '/var/tmp', '/var/log', '/var/lib', '/var/cache', '/root', '/mnt'];
 
 export function l1KernelArgs(c: L1Config): string {
   const repo = c.repo ?? repoRoot;
@@ -153,24 +159,21 @@ export interface BootHang {
   qemu_log: string;
 }
 
-export class L1Host {
-  private exitInfo: { exitCode: number; signal: string | undefined } | undefined;
+export class L1Host extends QemuProcess {
   /** Attempts that hung or crashed before this boot (bootRetrying). */
   hangs: BootHang[] = [];
 
   private constructor(
     readonly config: L1Config,
-    readonly proc: Spawned,
-    readonly qmp: QmpClient,
+    proc: Spawned,
+    qmp: QmpClient,
     readonly agent: AgentClient,
     /** What the agent said when the host came up. */
     readonly hello: AgentHello,
     /** From QEMU's start to the agent's first answer. */
     readonly bootMs: number,
   ) {
-    void proc.exited.then((e) => {
-      this.exitInfo = e;
-    });
+    super(proc, qmp);
   }
 
   get name(): string {
@@ -267,18 +270,14 @@ export class L1Host {
     }
   }
 
-  get exited(): { exitCode: number; signal: string | undefined } | undefined {
-    return this.exitInfo;
-  }
-
   /** Power off through the agent; QMP quit, then SIGKILL, if that does not end QEMU in time. Idempotent. */
   async shutdown(): Promise<void> {
-    if (!this.exitInfo && !this.agent.isClosed) {
+    if (!this.exited && !this.agent.isClosed) {
       await this.agent.poweroff().catch((e: unknown) => debug(`${this.name}: poweroff: ${(e as Error).message}`));
       await Promise.race([this.proc.exited, sleep(10_000)]);
     }
     this.agent.close();
-    await quitQemu(this.proc, this.qmp, this.exitInfo !== undefined);
+    await this.quit();
   }
 }
 

@@ -2,7 +2,7 @@
  * Two L1 test hosts, A and B, on one machine: each a QEMU at L0 (l1-host.ts),
  * joined by `-netdev dgram` over loopback UDP ports chosen here, with an
  * address, optional tc shaping (the same profiles as the local testbed) and a
- * Soft-RoCE device on the link NIC, checked ACTIVE. L2 guests run in them
+ * Soft-RoCE device on the link NIC, checked ACTIVE (rxe.ts). L2 guests run in them
  * under nested KVM.
  *
  *   heca-<id>-a [link0 10.214.0.1/24, rxe0] ==dgram== [link0 10.214.0.2/24, rxe0] heca-<id>-b
@@ -24,8 +24,11 @@ import type { Spawned } from '../../../tools/core/exec.ts';
 import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
 import { cutLink, restoreLink, type EndExec } from '../cut.ts';
+import { threadsArgv } from '../threads.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
+import { setUpRxe, waitRxeActive, type RxeState } from './rxe.ts';
+export type { RxeState } from './rxe.ts';
 import { describeLink, shapingArgs } from '../links.ts';
 import type { LinkProfileName } from '../../results/schema.ts';
 
@@ -56,13 +59,6 @@ export interface NestedOptions {
 
 /** Ports in each L1 host that an L2 QEMU's QMP monitor and control channel listen on. */
 export const L2_PORTS = { qmp: 5101, ctl: 5102 } as const;
-
-export interface RxeState {
-  dev: string;
-  netdev: string;
-  state: string;
-  physical_state: string;
-}
 
 export interface HostFacts {
   name: string;
@@ -116,7 +112,7 @@ export class NestedTestbed {
   static async create(opts: NestedOptions): Promise<NestedTestbed> {
     const kernel = opts.kernel ?? l1KernelPath();
     if (!existsSync(kernel)) {
-      throw new HecaError('the L1 host kernel is not built', { why: `${kernel} does not exist`, fix: 'build it with: npx tsx tools/build.ts --kernel   (about 15 min cold on 2 cores)' });
+      throw new HecaError('the L1 host kernel is not built', { why: `${kernel} does not exist`, fix: 'build it with: npx tsx tools/build.ts --kernel   (cold: about 11 min of CPU time, under 6 min on two idle cores)' });
     }
     const qemu = qemuBinary();
     const id = opts.id ?? randomBytes(4).toString('hex').slice(0, 7);
@@ -228,6 +224,10 @@ export class NestedTestbed {
         await waitListening(h, [L2_PORTS.qmp, L2_PORTS.ctl], 60_000, s);
         return s;
       },
+      threads: async (role, pid) => {
+        const r = await hostOf(role).agent.exec(threadsArgv(pid), { timeoutMs: 20_000, allowFail: true });
+        return r.stdout + r.stderr;
+      },
       wireBytes: () => this.wireBytes(),
       cutLink: () => {
         cut = true;
@@ -237,7 +237,7 @@ export class NestedTestbed {
         await restoreLink(exec, 'nested', ends);
         cut = false;
         // rxe follows link0: the rdma transport needs it ACTIVE again (a warning when it stays down).
-        if (o?.rdma) await Promise.all(this.hosts.map((h) => waitRxeActive(h, 15_000).catch((e: unknown) => warn(String((e as Error).message)))));
+        if (o?.rdma) await Promise.all(this.hosts.map((h) => waitRxeActive(h.agent, 'rxe0', 'link0', 15_000).catch((e: unknown) => warn(String((e as Error).message)))));
       },
       destroy: async () => {
         await Promise.all(started.map((s) => s.stop(3000)));
@@ -304,37 +304,8 @@ async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
     }
     if (!detail) detail = '/dev/kvm but neither kvm_amd nor kvm_intel is loaded (the CPU lacks SVM/VMX?)';
   }
-  const have = await h.agent.exec(['rdma', '-j', 'link', 'show'], { timeoutMs: 10_000, allowFail: true });
-  if (have.exitCode !== 0) {
-    throw new HecaError(`L1 host ${h.name}: the rdma tool failed`, { why: `${have.stderr.trim() || have.stdout.trim()} (the kernel lacks CONFIG_INFINIBAND/RDMA_RXE, or iproute2's rdma is missing)`, fix: 'check kernel-patches/config/heca.config and rebuild: npx tsx tools/build.ts --kernel' });
-  }
-  if (!(JSON.parse(have.stdout || '[]') as { ifname: string }[]).some((l) => l.ifname === 'rxe0')) {
-    const add = await h.agent.exec(['rdma', 'link', 'add', 'rxe0', 'type', 'rxe', 'netdev', 'link0'], { timeoutMs: 20_000, allowFail: true });
-    if (add.exitCode !== 0) {
-      throw new HecaError(`L1 host ${h.name}: cannot create the Soft-RoCE device rxe0 on link0`, { why: add.stderr.trim() || `rdma link add exited ${add.exitCode}`, fix: 'the L1 kernel needs CONFIG_RDMA_RXE=y (kernel-patches/config/heca.config)' });
-    }
-  }
-  const rxe = await waitRxeActive(h, 15_000);
-  const uverbs = await h.agent.exec(['ibv_devices'], { timeoutMs: 20_000, allowFail: true });
-  if (uverbs.exitCode !== 0 || !uverbs.stdout.includes('rxe0')) {
-    throw new HecaError(`L1 host ${h.name}: libibverbs does not see rxe0`, { why: (uverbs.stderr || uverbs.stdout).trim() || `ibv_devices exited ${uverbs.exitCode}`, fix: 'install ibverbs-providers and ibverbs-utils on the machine (tools/setup-host.sh does)' });
-  }
+  const rxe = await setUpRxe(h.agent);
   return { name: h.name, boot_ms: h.bootMs, boot_hangs: h.hangs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
-}
-
-async function waitRxeActive(h: L1Host, timeoutMs: number): Promise<RxeState> {
-  let last: RxeState = { dev: 'rxe0', netdev: 'link0', state: 'missing', physical_state: '?' };
-  return pollUntil(async () => {
-    const r = await h.agent.exec(['rdma', '-j', 'link', 'show', 'rxe0/1'], { timeoutMs: 10_000, allowFail: true });
-    if (r.exitCode !== 0) return undefined;
-    const l = (JSON.parse(r.stdout) as { ifname: string; state: string; physical_state: string; netdev?: string }[])[0];
-    if (l) last = { dev: l.ifname, netdev: l.netdev ?? '?', state: l.state, physical_state: l.physical_state };
-    return last.state === 'ACTIVE' ? last : undefined;
-  }, {
-    timeoutMs,
-    everyMs: 200,
-    timeout: (ms) => new HecaError(`L1 host ${h.name}: rxe0 is not ACTIVE`, { why: `after ${ms} ms it is ${last.state} (${last.physical_state}) on ${last.netdev}`, fix: 'link0 must be up with a carrier: see the console log' }),
-  });
 }
 
 /** A process the agent started, as exec.ts's Spawned (stop = SIGTERM, then SIGKILL). */

@@ -1,0 +1,65 @@
+/**
+ * Soft-RoCE in an L1 test host: create the rxe device on a NIC (unless it
+ * exists), wait until its port is ACTIVE, and check that libibverbs sees it.
+ * The nested testbed sets up rxe0 on link0 in both hosts this way; tests that
+ * need RDMA in one host (tests/nested/qtest-rdma.test.ts) do the same.
+ *
+ *   const rxe = await setUpRxe(host.agent);   // rxe0 on link0, ACTIVE
+ */
+import { HecaError } from '../../../tools/core/errors.ts';
+import { pollUntil } from '../../../tools/core/poll.ts';
+import type { AgentClient } from './l1-agent.ts';
+
+export interface RxeState {
+  dev: string;
+  netdev: string;
+  state: string;
+  physical_state: string;
+}
+
+export interface RxeOptions {
+  /** The rxe device (default rxe0). */
+  dev?: string;
+  /** The NIC it runs on (default link0, the testbed's link). */
+  netdev?: string;
+  /** How long its port may take to become ACTIVE (default 15 s). */
+  activeTimeoutMs?: number;
+}
+
+/** `agent.host` names the host in errors ("L1 host heca-a"). */
+export async function setUpRxe(agent: AgentClient, opts: RxeOptions = {}): Promise<RxeState> {
+  const dev = opts.dev ?? 'rxe0';
+  const netdev = opts.netdev ?? 'link0';
+  const have = await agent.exec(['rdma', '-j', 'link', 'show'], { timeoutMs: 10_000, allowFail: true });
+  if (have.exitCode !== 0) {
+    throw new HecaError(`${agent.host}: the rdma tool failed`, { why: `${have.stderr.trim() || have.stdout.trim()} (the kernel lacks CONFIG_INFINIBAND/RDMA_RXE, or iproute2's rdma is missing)`, fix: 'check kernel-patches/config/heca.config and rebuild: npx tsx tools/build.ts --kernel' });
+  }
+  if (!(JSON.parse(have.stdout || '[]') as { ifname: string }[]).some((l) => l.ifname === dev)) {
+    const add = await agent.exec(['rdma', 'link', 'add', dev, 'type', 'rxe', 'netdev', netdev], { timeoutMs: 20_000, allowFail: true });
+    if (add.exitCode !== 0) {
+      throw new HecaError(`${agent.host}: cannot create the Soft-RoCE device ${dev} on ${netdev}`, { why: add.stderr.trim() || `rdma link add exited ${add.exitCode}`, fix: 'the L1 kernel needs CONFIG_RDMA_RXE=y (kernel-patches/config/heca.config)' });
+    }
+  }
+  const rxe = await waitRxeActive(agent, dev, netdev, opts.activeTimeoutMs ?? 15_000);
+  const uverbs = await agent.exec(['ibv_devices'], { timeoutMs: 20_000, allowFail: true });
+  if (uverbs.exitCode !== 0 || !uverbs.stdout.includes(dev)) {
+    throw new HecaError(`${agent.host}: libibverbs does not see ${dev}`, { why: (uverbs.stderr || uverbs.stdout).trim() || `ibv_devices exited ${uverbs.exitCode}`, fix: 'install ibverbs-providers and ibverbs-utils on the machine (tools/setup-host.sh does)' });
+  }
+  return rxe;
+}
+
+/** Wait until `dev`'s port is ACTIVE (after the link it runs on came back, say). */
+export async function waitRxeActive(agent: AgentClient, dev: string, netdev: string, timeoutMs: number): Promise<RxeState> {
+  let last: RxeState = { dev, netdev, state: 'missing', physical_state: '?' };
+  return pollUntil(async () => {
+    const r = await agent.exec(['rdma', '-j', 'link', 'show', `${dev}/1`], { timeoutMs: 10_000, allowFail: true });
+    if (r.exitCode !== 0) return undefined;
+    const l = (JSON.parse(r.stdout) as { ifname: string; state: string; physical_state: string; netdev?: string }[])[0];
+    if (l) last = { dev: l.ifname, netdev: l.netdev ?? '?', state: l.state, physical_state: l.physical_state };
+    return last.state === 'ACTIVE' ? last : undefined;
+  }, {
+    timeoutMs,
+    everyMs: 200,
+    timeout: (ms) => new HecaError(`${agent.host}: ${dev} is not ACTIVE`, { why: `after ${ms} ms it is ${last.state} (${last.physical_state}) on ${last.netdev}`, fix: `${netdev} must be up with a carrier: see the console log` }),
+  });
+}
