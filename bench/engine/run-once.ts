@@ -70,20 +70,20 @@ async function recordFailure(run: Run, e: unknown): Promise<void> {
       if (regs) cpus.push(`${dir} CPU: ${regs} (${file})`);
     }
   }
-  // A migration that made no end says more by what each QEMU thread waits for.
-  const threads: string[] = [];
-  for (const [vm, role] of [[run.src, 'src'], [run.dst, 'dst']] as const) {
-    if (!vm || vm.exited || !run.bed) continue;
+  // A migration that made no end says more by what each QEMU thread waits for (both sides at once).
+  const sides = ([[run.src, 'src'], [run.dst, 'dst']] as const).filter(([vm]) => vm && !vm.exited && run.bed);
+  const reports = await Promise.all(sides.map(async ([vm, role]) => {
     const file = join(run.logs, role, 'threads.txt');
     try {
-      const text = await run.bed.threads(role, vm.proc.pid);
+      const text = await run.bed!.threads(role, vm!.proc.pid);
       writeFileSync(file, text);
       const heads = text.split('\n').filter((l) => l && !l.startsWith(' '));
-      threads.push(`${role} threads (kernel stacks in ${file}):`, ...heads.map((l) => `  ${l}`));
+      return [`${role} threads (kernel stacks in ${file}):`, ...heads.map((l) => `  ${l}`)];
     } catch (e) {
-      debug(`threads of ${role}: ${(e as Error).message}`);
+      return [`${role} threads: could not read them (${(e as Error).message})`];
     }
-  }
+  }));
+  const threads = reports.flat();
   if (run.dst && !run.dst.exited && rec.phases.some((p) => p.name === 'migrate')) {
     const st = await run.dst.qmp.execute('query-migrate', undefined, { timeoutMs: 5000 })
       .then((i) => `dst query-migrate: ${JSON.stringify(i)}`, (e: Error) => `dst query-migrate: no answer (${e.message})`);

@@ -13,7 +13,8 @@ export const THREADS_SCRIPT = [
   'p=$1',
   '[ -d "/proc/$p" ] || { echo "no process $p"; exit 0; }',
   'for t in /proc/"$p"/task/*; do',
-  '  printf "%s %s: %s wchan=%s\\n" "${t##*/}" "$(cat "$t/comm")" "$(sed -n "s/^State:[[:space:]]*//p" "$t/status")" "$(cat "$t/wchan" 2>/dev/null)"',
+  // utime+stime in clock ticks: fields 14 and 15 of stat, 12 and 13 after "pid (comm) ".
+  '  printf "%s %s: %s wchan=%s cpu=%s\\n" "${t##*/}" "$(cat "$t/comm")" "$(sed -n "s/^State:[[:space:]]*//p" "$t/status")" "$(cat "$t/wchan" 2>/dev/null)" "$(sed "s/.*) //" "$t/stat" | cut -d" " -f12,13 | tr " " +)"',
   '  sed "s/^/    /" "$t/stack" 2>/dev/null',
   'done',
 ].join('\n');

@@ -17,7 +17,7 @@ test('every thread of a process is listed with its name and state', async () => 
   assert.ok(Math.abs(heads.length - tids.length) <= 2, `${heads.length} lines for ${tids.length} threads:\n${text}`);
   const main = heads.find((l) => l.startsWith(`${process.pid} `));
   assert.ok(main, `no line for the main thread:\n${text}`);
-  assert.match(main!, /^\d+ \S.*: [RSDTtZXI] \(\w[\w ]*\) wchan=/);
+  assert.match(main!, /^\d+ \S.*: [RSDTtZXI] \(\w[\w ]*\) wchan=\S* cpu=\d+\+\d+$/);
 });
 
 test('a process that is gone is said to be gone, not an error', async () => {

@@ -70,7 +70,7 @@ export function l1KernelArgs(c: L1Config): string {
 export function l1Args(c: L1Config): string[] {
   const l = c.link;
   return [
-    '-name', c.name,
+    '-name', `${c.name},debug-threads=on`,
     '-machine', 'q35',
     '-accel', c.accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
     // TCG's "max" CPU has SVM: the L1 kernel's kvm_amd runs L2 guests (nested KVM).

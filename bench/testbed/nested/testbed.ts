@@ -24,7 +24,7 @@ import type { Spawned } from '../../../tools/core/exec.ts';
 import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
 import { cutLink, restoreLink, type EndExec } from '../cut.ts';
-import { threadsArgv } from '../threads.ts';
+import { localThreads, threadsArgv } from '../threads.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
 import { setUpRxe, waitRxeActive, type RxeState } from './rxe.ts';
@@ -225,8 +225,15 @@ export class NestedTestbed {
         return s;
       },
       threads: async (role, pid) => {
-        const r = await hostOf(role).agent.exec(threadsArgv(pid), { timeoutMs: 20_000, allowFail: true });
-        return r.stdout + r.stderr;
+        const h = hostOf(role);
+        try {
+          const r = await h.agent.exec(threadsArgv(pid), { timeoutMs: 20_000, allowFail: true });
+          if (!r.timedOut) return r.stdout + r.stderr;
+        } catch (e) {
+          warn(`L1 host ${h.name}: reading the threads of QEMU ${pid}: ${(e as Error).message}`);
+        }
+        // The host itself does not answer: what its own QEMU (here, at L0) is doing says whether it hangs or spins.
+        return `L1 host ${h.name} did not answer within 20 s; its QEMU (pid ${h.proc.pid}, at L0):\n${await localThreads(h.proc.pid)}`;
       },
       wireBytes: () => this.wireBytes(),
       cutLink: () => {
