@@ -49,6 +49,7 @@ const PATHS = [
   '/x86_64/migration/postcopy/rdma-setup/channels',
   '/x86_64/migration/postcopy/rdma-setup/parameters',
   '/x86_64/migration/postcopy/rdma-setup/no-device',
+  '/x86_64/migration/postcopy/rdma-setup/memlock',
   '/x86_64/migration/postcopy/rdma-setup/destination-only',
 ];
 

@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { HecaError } from '../../tools/core/errors.ts';
 import { repoRoot } from '../../tools/core/paths.ts';
 import { chooseL1Accel, freePorts } from '../../bench/testbed/host.ts';
-import { hangSign, l1Args, stallSign, l1KernelArgs, type L1Config } from '../../bench/testbed/nested/l1-host.ts';
+import { hangSign, l0TscKhz, l1Args, stallSign, l1KernelArgs, type L1Config } from '../../bench/testbed/nested/l1-host.ts';
 import { parseQperf, parseReadBw, parseReadLat } from '../../bench/testbed/nested/link-probes.ts';
 import { vmArgs, vmSockets, type VmConfig } from '../../bench/guest/vm.ts';
 import { connectOpts, isTcpAddr, tcpAddr } from '../../tools/core/sockaddr.ts';
@@ -66,6 +66,19 @@ test('L1 kernel parameters: 9p root, l1-init from the checkout, and the heca_* s
   }
   // init only gets parameters without a dot as environment variables.
   for (const p of k.filter((x) => x.startsWith('heca_'))) assert.not.match(p.split('=')[0]!, '.');
+});
+
+test('L1 kernel parameters: under TCG both hosts get this machine\'s TSC rate, so an L2 guest keeps its TSC rate from A to B', () => {
+  const cpuinfo = 'processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2596.140\ncache size\t: 512 KB\n';
+  assert.is(l0TscKhz(cpuinfo), 2596140);
+  assert.is(l0TscKhz('processor\t: 0\n'), undefined, 'no cpu MHz line: no parameter');
+  assert.is(l0TscKhz('cpu MHz\t\t: 0.000\n'), undefined);
+  assert.ok(l1KernelArgs(cfg, 2596140).split(' ').includes('tsc_early_khz=2596140'));
+  assert.not.match(l1KernelArgs(cfg, undefined), 'tsc_early_khz');
+  assert.not.match(l1KernelArgs({ ...cfg, accel: 'kvm' }, 2596140), 'tsc_early_khz', 'with KVM at L0 the hypervisor says');
+  // This machine: the value it would pass, if any, is a plausible TSC rate.
+  const here = l0TscKhz();
+  assert.ok(here === undefined || (here > 500_000 && here < 10_000_000), String(here));
 });
 
 test('L2 QEMU in an L1 host: QMP and the control channel on TCP, reached through port forwards', () => {

@@ -55,10 +55,28 @@ export const L1_INIT = 'bench/testbed/nested/l1-init';
  */
 export const L1_TMPFS_DIRS = ['/run', '/tmp', '/var/tmp', '/var/log', '/var/lib', '/var/cache', '/root', '/mnt'];
 
-export function l1KernelArgs(c: L1Config): string {
+/**
+ * The TSC frequency in kHz that every L1 host is told (tsc_early_khz=), from
+ * this machine's /proc/cpuinfo, or undefined. Under TCG an L1's TSC counts at
+ * this machine's rate, but each L1 calibrates it early against its emulated
+ * PIT and gets a slightly different figure (2596.134 and 2596.152 MHz for
+ * 2596.140), which KVM in L1 keeps as the L2 guests' TSC rate; a guest
+ * migrated from A to B then runs on a TSC of another rate ("TSC frequency
+ * mismatch ... TSC scaling unavailable" in the destination's log). The same
+ * figure on both hosts removes that difference from the testbed.
+ */
+export function l0TscKhz(cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')): number | undefined {
+  const mhz = /^cpu MHz\s*:\s*([0-9]+(?:\.[0-9]+)?)$/m.exec(cpuinfo)?.[1];
+  const khz = mhz ? Math.round(Number(mhz) * 1000) : 0;
+  return khz > 100_000 ? khz : undefined;
+}
+
+export function l1KernelArgs(c: L1Config, tscKhz = l0TscKhz()): string {
   const repo = c.repo ?? repoRoot;
   return [
     'console=ttyS0', 'panic=-1', 'mitigations=off', 'tsc=reliable',
+    // Under TCG only: with KVM at L0 the L1 kernel takes the rate from the hypervisor.
+    ...(tscKhz && c.accel !== 'kvm' ? [`tsc_early_khz=${tscKhz}`] : []),
     'root=/dev/root', 'rootfstype=9p', 'rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000,cache=loose', 'ro',
     `init=${join(repo, L1_INIT)}`,
     `heca_name=${c.name}`, `heca_mac=${c.link.mac}`, `heca_addr=${c.link.addr}`, `heca_repo=${repo}`, `heca_shared=${c.sharedDir}`,
