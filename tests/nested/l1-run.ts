@@ -5,7 +5,11 @@
  * the directory shared with L0, and follows that log at L0: each new line
  * goes to `onLine` while the program runs, and the log stays for CI. The
  * program runs in a process group of its own, killed as a whole after
- * `timeoutMs`; an L1 host that dies meanwhile ends the wait with the reason.
+ * `timeoutMs`; an L1 host that dies meanwhile ends the wait with the reason,
+ * and so does one that stops answering (its agent silent for `aliveMs`, a
+ * minute by default): TCG L1 hosts have been seen to freeze with nothing on
+ * their console. Then what the L1's own QEMU does at L0 (thread states and
+ * CPU time) is in the error, the program's log as far as it got in `out`.
  *
  *   const r = await runInL1(host, ['migration-test', '-p', P], { logFile, timeoutMs, onLine });
  */
@@ -13,6 +17,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { L1Host } from '../../bench/testbed/nested/l1-host.ts';
+import { localThreads } from '../../bench/testbed/threads.ts';
 
 export interface L1Run {
   /** undefined: it did not end by itself (killed at the timeout, or the host died). */
@@ -35,6 +40,23 @@ export interface L1RunOptions {
   onLine?: (line: string) => void;
   /** How often the log is read at L0 (default 500 ms). */
   everyMs?: number;
+  /** The host is given up when its agent does not answer for this long (default 60 s). */
+  aliveMs?: number;
+}
+
+/** Resolves once the host's agent has not answered a trivial command for `aliveMs`. */
+async function frozen(host: L1Host, aliveMs: number, stopped: () => boolean): Promise<{ frozen: string }> {
+  for (;;) {
+    await sleep(Math.min(aliveMs / 2, 30_000), undefined, { ref: false });
+    if (stopped()) return new Promise(() => undefined);
+    const t0 = Date.now();
+    const ok = await host.agent.exec(['true'], { timeoutMs: aliveMs, allowFail: true }).then(() => true, () => false);
+    if (stopped()) return new Promise(() => undefined);
+    if (!ok) {
+      const secs = Math.round((Date.now() - t0) / 1000);
+      return { frozen: `the L1 host ${host.name} stopped answering (its agent was silent for ${secs} s; console: ${host.consoleLog}); its QEMU at L0:\n${await localThreads(host.proc.pid)}` };
+    }
+  }
 }
 
 /** Follows a file from its start: each call hands complete new lines to `onLine`. */
@@ -93,10 +115,13 @@ export async function runInL1(host: L1Host, argv: readonly string[], opts: L1Run
     timer = setTimeout(() => resolve('timeout'), opts.timeoutMs);
   });
   const hostGone = host.proc.exited.then((e) => ({ hostExit: e }));
-  const first = await Promise.race([p.exited, timedOut, hostGone]);
+  const hostFrozen = frozen(host, opts.aliveMs ?? 60_000, () => done);
+  const first = await Promise.race([p.exited, timedOut, hostGone, hostFrozen]);
   clearTimeout(timer);
   let r: Omit<L1Run, 'out' | 'seconds'>;
-  if (first === 'timeout') {
+  if (typeof first === 'object' && 'frozen' in first) {
+    r = { exitCode: undefined, signal: null, timedOut: false, error: first.frozen };
+  } else if (first === 'timeout') {
     await host.agent.exec(['kill', '-KILL', '--', `-${p.pid}`], { timeoutMs: 10_000, allowFail: true }).catch(() => undefined);
     await host.agent.kill(p.pid, 'SIGKILL').catch(() => false);
     const e = await Promise.race([p.exited, sleep(10_000).then(() => undefined)]);

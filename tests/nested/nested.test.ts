@@ -24,6 +24,7 @@ import type { WorkloadParams } from '../../bench/results/schema.ts';
 import { parseScenarios } from '../../bench/scenario/catalog.ts';
 import { makeWorkload } from '../../bench/scenario/workloads.ts';
 import { L1BootError, L1Host } from '../../bench/testbed/nested/l1-host.ts';
+import { runInL1 } from './l1-run.ts';
 import { A_ADDR, B_ADDR, l1KernelPath, NestedTestbed, NESTED_OWNER_DIR } from '../../bench/testbed/nested/testbed.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'heca-nested-'));
@@ -217,6 +218,28 @@ test('background processes: spawn, exit event, kill', async () => {
   const e = await long.exited;
   assert.is(e.signal, 'SIGTERM');
   assert.not.ok(await bed.b.agent.kill(long.pid), 'already gone');
+});
+
+test('a host that stops answering while a program runs in it is given up, with what its QEMU does at L0', async () => {
+  assert.ok(bed);
+  const host = bed.b;
+  const t0 = Date.now();
+  const run = runInL1(host, ['sleep', '600'], { logFile: join(bed.sharedDir, 'frozen.log'), timeoutMs: 300_000, aliveMs: 10_000 });
+  await sleep(2000);
+  await host.qmp.execute('stop'); // the host's CPUs stop: as frozen as a host gets, and it can go on afterwards
+  try {
+    const r = await run;
+    const secs = (Date.now() - t0) / 1000;
+    console.log(`  given up after ${secs.toFixed(1)} s: ${r.error?.split('\n')[0]}`);
+    assert.is(r.exitCode, undefined);
+    assert.match(r.error ?? '', `the L1 host ${host.name} stopped answering`);
+    assert.match(r.error ?? '', /\d+ CPU 0\/TCG: [RS] /, 'the L1 QEMU\'s threads, by name, with their states');
+    assert.ok(secs < 60, `within a minute (${secs} s)`);
+  } finally {
+    await host.qmp.execute('cont');
+  }
+  assert.is((await bed.exec('b', ['echo', 'back'], { timeoutMs: 30_000 })).stdout, 'back\n');
+  await bed.exec('b', ['pkill', '-x', 'sleep'], { timeoutMs: 10_000, allowFail: true });
 });
 
 test('hosts reach each other over the link', async () => {
