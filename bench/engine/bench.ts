@@ -11,6 +11,7 @@ import { RESULT_SCHEMA_VERSION, type BenchResult, type Environment, type RunReco
 import { baselineIndex, compareScenarios, summarize } from '../results/stats.ts';
 import { formatLeft, RunClock } from './eta.ts';
 import { runOnce, type RunContext } from './run-once.ts';
+import { cleaningUp } from '../testbed/cleanup.ts';
 
 export interface BenchPlan {
   scenarios: ScenarioParams[];
@@ -24,6 +25,8 @@ export interface BenchPlan {
   onRun?: (rec: RunRecord, sc: ScenarioParams, n: number, total: number) => void;
   /** The run itself (tests put a fake here). */
   runOnce?: typeof runOnce;
+  /** Whether to start no more runs (default: a signal arrived and the process is cleaning up). */
+  stopping?: () => boolean;
 }
 
 /** The result of the runs so far, in result.json's shape. */
@@ -46,7 +49,13 @@ export async function runBench(p: BenchPlan): Promise<BenchResult> {
   const order = Array.from({ length: p.repeat }, (_, r) => results.map((res) => ({ res, repeat: r + 1 }))).flat();
   const clock = new RunClock();
   let result = benchResult(p.env, results, p.command);
+  const stopping = p.stopping ?? cleaningUp;
   for (const [i, { res, repeat }] of order.entries()) {
+    if (stopping()) {
+      // Ctrl-C or SIGTERM: the testbed is being taken down; a run started now would only fail.
+      info(`stopping after ${i} of ${order.length} runs`);
+      break;
+    }
     const left = clock.estimate(order.slice(i).map((x) => x.res.scenario.name));
     info(`run ${i + 1} of ${order.length}${left === undefined ? '' : `, ${formatLeft(left)} left`}: ${res.scenario.name} (${res.scenario.id}), repeat ${repeat}/${p.repeat}`);
     const t0 = Date.now();

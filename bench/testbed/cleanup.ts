@@ -43,6 +43,11 @@ export function onCleanup(fn: CleanupFn, label = 'cleanup'): () => void {
   };
 }
 
+/** Whether a signal arrived and the process is cleaning up before it exits: start nothing new. */
+export function cleaningUp(): boolean {
+  return signalled !== undefined;
+}
+
 /** Labels of what is still registered, oldest first. */
 export function pendingCleanups(): string[] {
   return entries.map((e) => e.label);

@@ -68,4 +68,34 @@ test('runBench: repeats interleaved, result.json valid after every run, a line p
   assert.equal(final.command, ['bench/run.ts', '--repeat', '2']);
 });
 
+test('runBench: once the process is cleaning up after a signal, no further run starts', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'heca-bench-loop-'));
+  const ctx: RunContext = { qemu: 'q', accel: 'tcg', link: 'lan1g', kernel: '', initrd: '', append: () => '', outDir: out, warmupS: 0, port: 4444 };
+  let started = 0;
+  const lines: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => lines.push(s) > 0) as typeof process.stderr.write;
+  try {
+    const result = await runBench({
+      scenarios: parseScenarios('postcopy,full'),
+      workload: makeWorkload('write-heavy', 256),
+      repeat: 3,
+      ctx,
+      env: fixtureEnv(),
+      command: ['bench/run.ts'],
+      // SIGTERM during the second run: the testbed goes away, the third run must not start.
+      stopping: () => started >= 2,
+      runOnce: async (_ctx, _sc, _w, repeat) => {
+        started++;
+        return fixtureRun(repeat, { total: 1000 });
+      },
+    });
+    assert.is(started, 2);
+    assert.equal(result.scenarios.map((s) => s.runs.length), [1, 1], 'what ran is in the result');
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.ok(lines.some((l) => l.includes('stopping after 2 of 6 runs')), lines.join(''));
+});
+
 test.run();
