@@ -73,9 +73,11 @@ test('L1 kernel parameters: under TCG both hosts get this machine\'s TSC rate, s
   assert.is(l0TscKhz(cpuinfo), 2596140);
   assert.is(l0TscKhz('processor\t: 0\n'), undefined, 'no cpu MHz line: no parameter');
   assert.is(l0TscKhz('cpu MHz\t\t: 0.000\n'), undefined);
-  assert.ok(l1KernelArgs(cfg, 2596140).split(' ').includes('tsc_early_khz=2596140'));
-  assert.not.match(l1KernelArgs(cfg, undefined), 'tsc_early_khz');
-  assert.not.match(l1KernelArgs({ ...cfg, accel: 'kvm' }, 2596140), 'tsc_early_khz', 'with KVM at L0 the hypervisor says');
+  assert.ok(l1KernelArgs(cfg, { tscKhz: 2596140 }).split(' ').includes('tsc_early_khz=2596140'));
+  assert.not.match(l1KernelArgs(cfg, { tscKhz: null }), 'tsc_early_khz');
+  assert.not.match(l1KernelArgs({ ...cfg, accel: 'kvm' }, { tscKhz: 2596140 }), 'tsc_early_khz', 'with KVM at L0 the hypervisor says');
+  // By default, this machine's rate when it has one.
+  assert.is(l1KernelArgs(cfg).includes('tsc_early_khz='), l0TscKhz() !== undefined);
   // This machine: the value it would pass, if any, is a plausible TSC rate.
   const here = l0TscKhz();
   assert.ok(here === undefined || (here > 500_000 && here < 10_000_000), String(here));

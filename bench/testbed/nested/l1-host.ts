@@ -71,8 +71,10 @@ export function l0TscKhz(cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')): numbe
   return khz > 100_000 ? khz : undefined;
 }
 
-export function l1KernelArgs(c: L1Config, tscKhz = l0TscKhz()): string {
+/** `tscKhz`: the rate to pass (null: none; default: l0TscKhz()). */
+export function l1KernelArgs(c: L1Config, opts: { tscKhz?: number | null } = {}): string {
   const repo = c.repo ?? repoRoot;
+  const tscKhz = opts.tscKhz === undefined ? l0TscKhz() : opts.tscKhz;
   return [
     'console=ttyS0', 'panic=-1', 'mitigations=off', 'tsc=reliable',
     // Under TCG only: with KVM at L0 the L1 kernel takes the rate from the hypervisor.
