@@ -234,6 +234,9 @@ test('a host that stops answering while a program runs in it is given up, with w
     assert.is(r.exitCode, undefined);
     assert.match(r.error ?? '', `the L1 host ${host.name} stopped answering`);
     assert.match(r.error ?? '', /\d+ CPU 0\/TCG: [RS] /, 'the L1 QEMU\'s threads, by name, with their states');
+    // Where its CPUs were, symbolized with the L1 kernel's System.map; a stopped host is not called dead.
+    assert.match(r.error ?? '', /^ {2}CPU#0: (running|halted) in (kernel|user) mode, RIP=[0-9a-f]{16}/m);
+    assert.not.match(r.error ?? '', 'the host is dead');
     assert.ok(secs < 60, `within a minute (${secs} s)`);
   } finally {
     await host.qmp.execute('cont');

@@ -25,6 +25,7 @@ import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
 import { cutLink, restoreLink, type EndExec } from '../cut.ts';
 import { localThreads, threadsArgv } from '../threads.ts';
+import { describeCpus, parseCpus, symbolizer } from './l1-cpus.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
 import { setUpRxe, waitRxeActive, type RxeState } from './rxe.ts';
@@ -75,6 +76,11 @@ export interface HostFacts {
 
 export function l1KernelPath(): string {
   return join(buildDir(), 'kernel', 'bzImage');
+}
+
+/** The L1 kernel's symbols (tools/build/kernel.ts builds in kernel/build). */
+export function l1SystemMapPath(): string {
+  return join(buildDir(), 'kernel', 'build', 'System.map');
 }
 
 /** What a nested testbed's owner record names, besides its owner: its L1 QEMUs. */
@@ -232,8 +238,8 @@ export class NestedTestbed {
         } catch (e) {
           warn(`L1 host ${h.name}: reading the threads of QEMU ${pid}: ${(e as Error).message}`);
         }
-        // The host itself does not answer: what its own QEMU (here, at L0) is doing says whether it hangs or spins.
-        return `L1 host ${h.name} did not answer within 20 s; its QEMU (pid ${h.proc.pid}, at L0):\n${await localThreads(h.proc.pid)}`;
+        // The host itself does not answer: what its own QEMU (here, at L0) does, and where its CPUs are.
+        return `L1 host ${h.name} did not answer within 20 s; its CPUs:\n${(await l1CpuLines(h)).map((l) => `  ${l}\n`).join('')}its QEMU (pid ${h.proc.pid}, at L0):\n${await localThreads(h.proc.pid)}`;
       },
       wireBytes: () => this.wireBytes(),
       cutLink: () => {
@@ -313,6 +319,16 @@ async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
   }
   const rxe = await setUpRxe(h.agent);
   return { name: h.name, boot_ms: h.bootMs, boot_hangs: h.hangs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
+}
+
+/** Where the CPUs of an L1 host are, from its QEMU's monitor at L0; symbols from the L1 kernel's System.map. */
+export async function l1CpuLines(h: L1Host): Promise<string[]> {
+  try {
+    const text = await h.qmp.execute('human-monitor-command', { 'command-line': 'info registers -a' }, { timeoutMs: 5000 });
+    return describeCpus(parseCpus(text), symbolizer(l1SystemMapPath()));
+  } catch (e) {
+    return [`(its monitor did not answer: ${(e as Error).message})`];
+  }
 }
 
 /** A process the agent started, as exec.ts's Spawned (stop = SIGTERM, then SIGKILL). */
