@@ -253,7 +253,7 @@ test('hosts reach each other over the link', async () => {
 
 test('one L2 post-copy migration A -> B under nested KVM passes the integrity check', async () => {
   assert.ok(bed);
-  const theBed = bed;
+  let theBed = bed;
   const guest = await ensureGuestImage();
   const ctx: RunContext = {
     qemu: qemuBinary(),
@@ -268,6 +268,10 @@ test('one L2 post-copy migration A -> B under nested KVM passes the integrity ch
     port: 4444,
     testbed: async () => theBed.runTestbed(),
   };
+  const errorText = (r: { logs_dir: string }) => {
+    const f = join(ctx.outDir, r.logs_dir, 'error.txt');
+    return existsSync(f) ? readFileSync(f, 'utf8') : '';
+  };
   const [sc] = parseScenarios('postcopy', 60);
   const w = makeWorkload('write-heavy', 256);
   const t0 = Date.now();
@@ -277,6 +281,16 @@ test('one L2 post-copy migration A -> B under nested KVM passes the integrity ch
   if (rec.status === 'failed' && !rec.phases.some((p) => p.name === 'migrate')) {
     console.log(`  the L2 guest did not come up before the migration (${rec.reason}); running it once more`);
     rec = await runOnce(ctx, sc!, w, 2);
+  }
+  // An L1 host whose kernel died (its CPUs fault on its own code: memory corrupt, seen on the
+  // destination host during post-copy under TCG, issue #12's notes) is not a migration result
+  // either: say so loudly, and migrate once more between two fresh hosts.
+  if (rec.status === 'failed' && errorText(rec).includes('the host is dead, not slow')) {
+    console.log(`  AN L1 HOST DIED during the migration (${rec.reason}):\n${errorText(rec).replace(/^/gm, '    | ')}  migrating once more between two fresh hosts`);
+    await theBed.destroy();
+    bed = theBed = await NestedTestbed.create({ link: 'unlimited', dir: join(dir, 'bed2'), memMib: 2048 });
+    ctx.outDir = join(theBed.sharedDir, 'run');
+    rec = await runOnce(ctx, sc!, w, 3);
   }
   console.log(`  nested postcopy/write-heavy 256 MiB: ${rec.status} in ${((Date.now() - t0) / 1000).toFixed(1)} s wall; total_time_ms=${rec.total_time_ms} ` +
     `downtime_host_ms=${rec.downtime_host_ms} wire=${(rec.bytes.wire / 1048576).toFixed(1)}MiB postcopy_requests=${rec.pages.postcopy_requests} ` +
