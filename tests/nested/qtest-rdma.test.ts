@@ -41,13 +41,19 @@ const RDMA_PATH = '/postcopy/rdma/';
 
 /*
  * Paths that make test does not run unless HECA_RDMA_QTESTS=all, each with
- * why; it says so every time. Empty: rdma/immediate, rdma/deadline and
+ * why; it says so every time. rdma/immediate, rdma/deadline and
  * rdma/link-down were held back while about one run in eight hung and one
- * took the L1 host down (issue #12); they run again since the queue pairs
- * are flushed before the buffers and RAM they read are deregistered (18 of
- * 18 runs of them, in five suites, passed in an L1 host after that change).
+ * took the L1 host down (issue #12); the first two run again since the
+ * queue pairs are flushed before the buffers and RAM they read are
+ * deregistered (every run of them since passed). rdma/link-down stays
+ * back: after it the RDMA device does not connect again, so a migration
+ * that follows fails at set-up and its qtest waits instead of failing;
+ * and one of its runs in make test went on past two minutes (57 s when it
+ * passes).
  */
-const HELD_BACK: { path: string; why: string }[] = [];
+const HELD_BACK: { path: string; why: string }[] = [
+  { path: '/rdma/link-down', why: 'the RDMA device does not connect again after it, and one run went on past 2 min (#12)' },
+];
 const ADDR = '10.214.8.1';
 const MEM_MIB = 3072;
 /** Per program; a qtest path takes 1-2 min in a TCG L1 (the design's estimate), a hung one is cut here. */
