@@ -17,8 +17,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { L1Host } from '../../bench/testbed/nested/l1-host.ts';
-import { localThreads } from '../../bench/testbed/threads.ts';
-import { l1CpuLines } from '../../bench/testbed/nested/testbed.ts';
+import { silentHostReport } from '../../bench/testbed/nested/testbed.ts';
 
 export interface L1Run {
   /** undefined: it did not end by itself (killed at the timeout, or the host died). */
@@ -55,8 +54,7 @@ async function frozen(host: L1Host, aliveMs: number, stopped: () => boolean): Pr
     if (stopped()) return new Promise(() => undefined);
     if (!ok) {
       const secs = Math.round((Date.now() - t0) / 1000);
-      const cpus = (await l1CpuLines(host)).map((l) => `  ${l}\n`).join('');
-      return { frozen: `the L1 host ${host.name} stopped answering (its agent was silent for ${secs} s; console: ${host.consoleLog}); its CPUs:\n${cpus}its QEMU at L0:\n${await localThreads(host.proc.pid)}` };
+      return { frozen: `the L1 host ${host.name} stopped answering (its agent was silent for ${secs} s; console: ${host.consoleLog}); ${await silentHostReport(host)}` };
     }
   }
 }

@@ -28,15 +28,30 @@ test('time left: each run to come takes as long as its scenario took so far, els
   assert.equal([formatLeft(40_000), formatLeft(240_000), formatLeft(80 * 60_000), formatLeft(100 * 60_000)], ['~40 s', '~4 min', '~80 min', '~1 h 40 min']);
 });
 
-test('runBench: repeats interleaved, result.json valid after every run, a line per run with the time left', async () => {
+/** A run context whose results go to a fresh directory (the fake runOnce starts nothing). */
+function fakeCtx(): RunContext {
   const out = mkdtempSync(join(tmpdir(), 'heca-bench-loop-'));
-  const ctx: RunContext = { qemu: 'q', accel: 'tcg', link: 'lan1g', kernel: '', initrd: '', append: () => '', outDir: out, warmupS: 0, port: 4444 };
-  const order: string[] = [];
-  const seen: number[] = [];
-  const lines: string[] = [];
+  return { qemu: 'q', accel: 'tcg', link: 'lan1g', kernel: '', initrd: '', append: () => '', outDir: out, warmupS: 0, port: 4444 };
+}
+
+/** Runs `fn` with what is written to stderr (the progress lines) collected in `lines`. */
+async function capturingStderr(lines: string[], fn: () => Promise<void>): Promise<void> {
   const write = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((s: string) => lines.push(s) > 0) as typeof process.stderr.write;
   try {
+    await fn();
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+test('runBench: repeats interleaved, result.json valid after every run, a line per run with the time left', async () => {
+  const ctx = fakeCtx();
+  const out = ctx.outDir;
+  const order: string[] = [];
+  const seen: number[] = [];
+  const lines: string[] = [];
+  await capturingStderr(lines, async () => {
     const result = await runBench({
       scenarios: parseScenarios('postcopy,full'),
       workload: makeWorkload('write-heavy', 256),
@@ -56,9 +71,7 @@ test('runBench: repeats interleaved, result.json valid after every run, a line p
     assert.equal(seen, [1, 2, 3]);
     assert.equal(result.scenarios.map((s) => s.runs.length), [2, 2]);
     assert.is(result.comparison?.baseline, 'postcopy-immediate');
-  } finally {
-    process.stderr.write = write;
-  }
+  });
   const runLines = lines.filter((l) => / run \d of 4/.test(l));
   assert.is(runLines.length, 4, lines.join(''));
   assert.match(runLines[0]!, /run 1 of 4: postcopy \(postcopy-immediate\), repeat 1\/2\n$/, 'nothing to estimate from yet');
@@ -69,13 +82,10 @@ test('runBench: repeats interleaved, result.json valid after every run, a line p
 });
 
 test('runBench: once the process is cleaning up after a signal, no further run starts', async () => {
-  const out = mkdtempSync(join(tmpdir(), 'heca-bench-loop-'));
-  const ctx: RunContext = { qemu: 'q', accel: 'tcg', link: 'lan1g', kernel: '', initrd: '', append: () => '', outDir: out, warmupS: 0, port: 4444 };
+  const ctx = fakeCtx();
   let started = 0;
   const lines: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => lines.push(s) > 0) as typeof process.stderr.write;
-  try {
+  await capturingStderr(lines, async () => {
     const result = await runBench({
       scenarios: parseScenarios('postcopy,full'),
       workload: makeWorkload('write-heavy', 256),
@@ -92,9 +102,7 @@ test('runBench: once the process is cleaning up after a signal, no further run s
     });
     assert.is(started, 2);
     assert.equal(result.scenarios.map((s) => s.runs.length), [1, 1], 'what ran is in the result');
-  } finally {
-    process.stderr.write = write;
-  }
+  });
   assert.ok(lines.some((l) => l.includes('stopping after 2 of 6 runs')), lines.join(''));
 });
 

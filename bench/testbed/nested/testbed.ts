@@ -239,7 +239,7 @@ export class NestedTestbed {
           warn(`L1 host ${h.name}: reading the threads of QEMU ${pid}: ${(e as Error).message}`);
         }
         // The host itself does not answer: what its own QEMU (here, at L0) does, and where its CPUs are.
-        return `L1 host ${h.name} did not answer within 20 s; its CPUs:\n${(await l1CpuLines(h)).map((l) => `  ${l}\n`).join('')}its QEMU (pid ${h.proc.pid}, at L0):\n${await localThreads(h.proc.pid)}`;
+        return `L1 host ${h.name} did not answer within 20 s; ${await silentHostReport(h)}`;
       },
       wireBytes: () => this.wireBytes(),
       cutLink: () => {
@@ -319,6 +319,12 @@ async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
   }
   const rxe = await setUpRxe(h.agent);
   return { name: h.name, boot_ms: h.bootMs, boot_hangs: h.hangs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
+}
+
+/** What an L1 host that does not answer is doing, seen from L0: where its CPUs are, and its QEMU's threads. */
+export async function silentHostReport(h: L1Host): Promise<string> {
+  const cpus = (await l1CpuLines(h)).map((l) => `  ${l}\n`).join('');
+  return `its CPUs:\n${cpus}its QEMU (pid ${h.proc.pid}, at L0):\n${await localThreads(h.proc.pid)}`;
 }
 
 /** Where the CPUs of an L1 host are, from its QEMU's monitor at L0; symbols from the L1 kernel's System.map. */
