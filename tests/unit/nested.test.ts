@@ -15,6 +15,7 @@ import { repoRoot } from '../../tools/core/paths.ts';
 import { chooseL1Accel, freePorts } from '../../bench/testbed/host.ts';
 import { hangSign, l0TscKhz, l1Args, stallSign, l1KernelArgs, type L1Config } from '../../bench/testbed/nested/l1-host.ts';
 import { parseQperf, parseReadBw, parseReadLat } from '../../bench/testbed/nested/link-probes.ts';
+import { gsiQpState } from '../../bench/testbed/nested/rxe.ts';
 import { vmArgs, vmSockets, type VmConfig } from '../../bench/guest/vm.ts';
 import { connectOpts, isTcpAddr, tcpAddr } from '../../tools/core/sockaddr.ts';
 
@@ -171,6 +172,16 @@ test('qperf tcp_lat / tcp_bw output is read, units converted', () => {
   assert.equal(parseQperf('tcp_bw:\n    bw  =  117 MB/sec\n'), { bw_bytes_s: 117e6 });
   assert.equal(parseQperf('tcp_bw:\n    bw  =  1.2 GB/sec\n'), { bw_bytes_s: 1.2e9 });
   assert.equal(parseQperf(fixture('qperf.txt')), { latency_us: 587, bw_bytes_s: 41.4e6 });
+});
+
+test('gsiQpState: the state of the device\'s QP1, from rdma -j res show qp (as an L1 host printed it after rdma/link-down)', () => {
+  // rdma res show qp, in an L1 host after rdma/link-down: "link rxe0/1 lqpn 1 type GSI state ERR sq-psn 6 comm [ib_core]"
+  const after = '[{"ifindex":2,"ifname":"rxe0","port":1,"lqpn":1,"type":"GSI","state":"ERR","sq-psn":6,"comm":"ib_core"},{"ifindex":2,"ifname":"rxe0","port":1,"lqpn":17,"type":"RC","state":"RTS","comm":"qemu"}]';
+  assert.is(gsiQpState(after, 'rxe0'), 'ERR');
+  assert.is(gsiQpState(after.replace('"ERR"', '"RTS"'), 'rxe0'), 'RTS');
+  assert.is(gsiQpState(after, 'rxe1'), undefined);
+  assert.is(gsiQpState('', 'rxe0'), undefined);
+  assert.is(gsiQpState('not json', 'rxe0'), undefined);
 });
 
 test('perftest output without a result table is an error that shows the output', () => {

@@ -63,3 +63,53 @@ export async function waitRxeActive(agent: AgentClient, dev: string, netdev: str
     timeout: (ms) => new HecaError(`${agent.host}: ${dev} is not ACTIVE`, { why: `after ${ms} ms it is ${last.state} (${last.physical_state}) on ${last.netdev}`, fix: `${netdev} must be up with a carrier: see the console log` }),
   });
 }
+
+/**
+ * The state of `dev`'s GSI queue pair (QP1, which carries the connection
+ * manager's messages), from `rdma -j res show qp`; undefined when it is not
+ * listed.
+ */
+export function gsiQpState(resJson: string, dev: string): string | undefined {
+  let rows: unknown;
+  try {
+    rows = JSON.parse(resJson || '[]');
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(rows)) return undefined;
+  const qp1 = rows.find((r): r is { ifname: string; type: string; state: string } =>
+    typeof r === 'object' && r !== null && (r as { ifname?: unknown }).ifname === dev && (r as { type?: unknown }).type === 'GSI');
+  return qp1?.state;
+}
+
+export interface RxeRepair {
+  /** The GSI queue pair's state before (undefined: not listed). */
+  gsi: string | undefined;
+  recreated: boolean;
+}
+
+/**
+ * Re-create `dev` when its GSI queue pair is in ERR. Soft-RoCE in Linux 6.12
+ * moves any queue pair to ERR when a send fails (rxe_requester's error path),
+ * the GSI one included — a connection-manager message sent while the link is
+ * down is enough — and the MAD layer only knows how to bring a GSI queue pair
+ * back from SQE: from then on every rdma_cm connect on the device times out,
+ * while the port says ACTIVE. Only a new device helps. Deleting one waits for
+ * every process that uses it (rxe cannot disassociate them), so call this
+ * only when no QEMU or test program has it open.
+ */
+export async function repairRxe(agent: AgentClient, opts: RxeOptions = {}): Promise<RxeRepair> {
+  const dev = opts.dev ?? 'rxe0';
+  const res = await agent.exec(['rdma', '-j', 'res', 'show', 'qp'], { timeoutMs: 10_000, allowFail: true });
+  const gsi = res.exitCode === 0 ? gsiQpState(res.stdout, dev) : undefined;
+  if (gsi !== 'ERR') return { gsi, recreated: false };
+  const del = await agent.exec(['rdma', 'link', 'delete', dev], { timeoutMs: 30_000, allowFail: true });
+  if (del.exitCode !== 0) {
+    throw new HecaError(`${agent.host}: cannot delete ${dev} to replace it (its GSI queue pair is in ERR, so it connects no more)`, {
+      why: del.timedOut ? 'rdma link delete did not return in 30 s: a process still uses the device' : del.stderr.trim() || `rdma link delete exited ${del.exitCode}`,
+      fix: 'stop every QEMU and RDMA test program in the host first',
+    });
+  }
+  await setUpRxe(agent, opts);
+  return { gsi, recreated: true };
+}

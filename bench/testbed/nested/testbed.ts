@@ -28,7 +28,7 @@ import { localThreads, threadsArgv } from '../threads.ts';
 import { describeCpus, parseCpus, symbolizer } from './l1-cpus.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
-import { setUpRxe, waitRxeActive, type RxeState } from './rxe.ts';
+import { repairRxe, setUpRxe, waitRxeActive, type RxeState } from './rxe.ts';
 export type { RxeState } from './rxe.ts';
 import { describeLink, shapingArgs } from '../links.ts';
 import type { LinkProfileName } from '../../results/schema.ts';
@@ -210,6 +210,7 @@ export class NestedTestbed {
     const hostOf = (role: 'src' | 'dst') => (role === 'src' ? this.a : this.b);
     const ends = { src: { dev: 'link0', addr: A_ADDR }, dst: { dev: 'link0', addr: B_ADDR } };
     let cut = false;
+    let wasCut = false;
     const exec: EndExec = (on, argv) => hostOf(on).agent.exec(argv, { timeoutMs: 10_000, allowFail: true });
     return {
       kind: 'nested',
@@ -243,7 +244,7 @@ export class NestedTestbed {
       },
       wireBytes: () => this.wireBytes(),
       cutLink: () => {
-        cut = true;
+        cut = wasCut = true;
         return cutLink(exec, 'nested', ends);
       },
       restoreLink: async (o) => {
@@ -256,6 +257,13 @@ export class NestedTestbed {
         await Promise.all(started.map((s) => s.stop(3000)));
         // The hosts stay up for the next run: never leave them with the link cut.
         if (cut) await restoreLink(exec, 'nested', ends).then(() => (cut = false), (e: unknown) => warn(`restoring link0 after the run: ${String(e)}`));
+        // A cut can leave rxe0 unable to connect (its GSI queue pair in ERR): replace it now that no QEMU uses it.
+        if (wasCut) {
+          await Promise.all(this.hosts.map(async (h) => {
+            const r = await repairRxe(h.agent).catch((e: unknown) => warn(`L1 host ${h.name}: checking rxe0 after the cut: ${(e as Error).message}`));
+            if (r?.recreated) info(`L1 host ${h.name}: rxe0's GSI queue pair was in ERR after the cut: rxe0 re-created`);
+          }));
+        }
       },
     };
   }
