@@ -6,13 +6,13 @@
  *
  *   local   ss -K (sock_diag destroy, in this machine's kernel) kills the
  *           connections to the peer on each end, then the veth ends go down;
- *   nested  the L1 kernel has no sock_diag but has iptables' REJECT: in the
- *           destination host every TCP packet it sends on link0 except a reset
- *           is rejected with a reset to its own socket, so its connections die
- *           as soon as it sends (an ACK of the source's next packet, a page
- *           request), and the source's next packet finds no socket there and
- *           draws a reset; once no connection to the peer is left on either
- *           end (or after a bounded wait), link0 goes down on both.
+ *   nested  the same in each L1 host (its kernel has INET_DIAG_DESTROY,
+ *           kernel-patches/config/heca.config), then link0 down on both.
+ * ss -K aborts a socket at once, whether or not anyone sends on it: an idle
+ * connection (rdma pull's migration channel after the switch, say) dies with
+ * the others, and both sides see it and pause. (The nested testbed used to
+ * REJECT the destination's outgoing packets with iptables instead, which
+ * killed only connections that carried traffic.)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HecaError } from '../../tools/core/errors.ts';
@@ -24,36 +24,21 @@ export interface CutCommand {
   argv: string[];
 }
 
-export const IPTABLES = 'iptables-legacy';
-
-/** The nested testbed's REJECT rules in the destination host (inserted in this order, removed by flushing OUTPUT). */
-export function nestedRejectRules(dev: string): string[][] {
-  return [
-    ['-w', '-I', 'OUTPUT', '1', '-o', dev, '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],
-    // Before it: our own resets go out, so the source's connections die too.
-    ['-w', '-I', 'OUTPUT', '1', '-o', dev, '-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'ACCEPT'],
-  ];
-}
-
 /** Commands that cut: resets first (they need the link up), then the link down. */
-export function cutCommands(kind: 'local' | 'nested', ends: { src: { dev: string; addr: string }; dst: { dev: string; addr: string } }): { reset: CutCommand[]; down: CutCommand[] } {
+export function cutCommands(ends: { src: { dev: string; addr: string }; dst: { dev: string; addr: string } }): { reset: CutCommand[]; down: CutCommand[] } {
   const down: CutCommand[] = (['src', 'dst'] as const).map((on) => ({ on, argv: ['ip', 'link', 'set', 'dev', ends[on].dev, 'down'] }));
-  if (kind === 'local') {
-    return {
-      reset: [
-        { on: 'src', argv: ['ss', '-K', 'dst', ends.dst.addr] },
-        { on: 'dst', argv: ['ss', '-K', 'dst', ends.src.addr] },
-      ],
-      down,
-    };
-  }
-  return { reset: nestedRejectRules(ends.dst.dev).map((r) => ({ on: 'dst' as const, argv: [IPTABLES, ...r] })), down };
+  return {
+    reset: [
+      { on: 'src', argv: ['ss', '-K', 'dst', ends.dst.addr] },
+      { on: 'dst', argv: ['ss', '-K', 'dst', ends.src.addr] },
+    ],
+    down,
+  };
 }
 
-/** Commands that restore the link (and, nested, remove the REJECT rules). */
-export function restoreCommands(kind: 'local' | 'nested', ends: { src: { dev: string }; dst: { dev: string } }): CutCommand[] {
-  const up: CutCommand[] = (['src', 'dst'] as const).map((on) => ({ on, argv: ['ip', 'link', 'set', 'dev', ends[on].dev, 'up'] }));
-  return kind === 'local' ? up : [...up, { on: 'dst', argv: [IPTABLES, '-w', '-F', 'OUTPUT'] }];
+/** Commands that restore the link. */
+export function restoreCommands(ends: { src: { dev: string }; dst: { dev: string } }): CutCommand[] {
+  return (['src', 'dst'] as const).map((on) => ({ on, argv: ['ip', 'link', 'set', 'dev', ends[on].dev, 'up'] }));
 }
 
 /** The peer's address in TCP connections still established, from `ss -Htn state established` output. */
@@ -71,7 +56,7 @@ async function must(exec: EndExec, c: CutCommand): Promise<string> {
   if (r.exitCode !== 0) {
     throw new HecaError(`cutting the link: \`${c.argv.join(' ')}\` failed on the ${c.on === 'src' ? 'source' : 'destination'} host`, {
       why: (r.stderr || r.stdout).trim() || `exit status ${r.exitCode}`,
-      fix: c.argv[0] === IPTABLES ? 'install iptables on the machine (tools/setup-host.sh does); the L1 kernel needs CONFIG_IP_NF_TARGET_REJECT' : 'see the testbed\'s logs',
+      fix: c.argv[0] === 'ss' ? 'ss -K needs a kernel with CONFIG_INET_DIAG_DESTROY (the L1 hosts\' kernel: kernel-patches/config/heca.config; rebuild it: make build-kernel) and iproute2\'s ss' : 'see the testbed\'s logs',
     });
   }
   return r.stdout;
@@ -87,8 +72,8 @@ export interface CutDone {
  * Cut: the resets, a bounded wait until neither end has a connection to the
  * other established, then the link down on both ends.
  */
-export async function cutLink(exec: EndExec, kind: 'local' | 'nested', ends: Ends, settleMs = 2000): Promise<CutDone> {
-  const { reset, down } = cutCommands(kind, ends);
+export async function cutLink(exec: EndExec, ends: Ends, settleMs = 2000): Promise<CutDone> {
+  const { reset, down } = cutCommands(ends);
   for (const c of reset) await must(exec, c);
   const left = async () => {
     let n = 0;
@@ -105,9 +90,9 @@ export async function cutLink(exec: EndExec, kind: 'local' | 'nested', ends: End
   return { left: n, downAt: Date.now() };
 }
 
-/** Restore: link up on both ends (REJECT rules gone), and wait until both report operstate UP. */
-export async function restoreLink(exec: EndExec, kind: 'local' | 'nested', ends: Ends, timeoutMs = 10_000): Promise<void> {
-  for (const c of restoreCommands(kind, ends)) await must(exec, c);
+/** Restore: link up on both ends, and wait until both report operstate UP. */
+export async function restoreLink(exec: EndExec, ends: Ends, timeoutMs = 10_000): Promise<void> {
+  for (const c of restoreCommands(ends)) await must(exec, c);
   let states: string[] = [];
   await pollUntil(async () => {
     states = [];

@@ -149,6 +149,26 @@ test('link shaping: the testbed\'s netem and tbf qdiscs, and htb, on link0', asy
   await sh('tc qdisc del dev link0 root');
 });
 
+test('ss -K kills an idle TCP connection (sock_diag destroy: the bench\'s link cut)', async () => {
+  // A server and an idle client on loopback; ss -K on the client's side must end both.
+  const script = [
+    "const net = require('node:net'); const { execFileSync } = require('node:child_process');",
+    "const srv = net.createServer((c) => c.on('error', () => {})).listen(5561, '127.0.0.1', () => {",
+    "  const c = net.connect(5561, '127.0.0.1', () => {",
+    "    c.on('error', (e) => { console.log('client: ' + e.code); process.exit(0); });",
+    "    c.on('close', () => { console.log('client: closed'); process.exit(0); });",
+    "    const out = execFileSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', ':5561'], { encoding: 'utf8' });",
+    "    console.log('ss -K: ' + JSON.stringify(out.trim()));",
+    "    setTimeout(() => { console.log('client: still open'); process.exit(1); }, 5000);",
+    "  });",
+    "});",
+  ].join('\n');
+  assert.ok(host, 'the host is up');
+  const r = await host.agent.exec(['node', '-e', script], { timeoutMs: 30_000, allowFail: true });
+  const out = `${r.stdout}${r.stderr}`.trim();
+  assert.match(out, /client: (ECONNABORTED|ECONNRESET|closed)/, `node's output: ${out}`);
+});
+
 test('a veth into a network namespace', async () => {
   await sh('ip netns add kcheck && ip link add kv0 type veth peer name kv1 netns kcheck && ip -n kcheck link set kv1 up && ip link set kv0 up');
   assert.match(await sh('ip -n kcheck -br link show kv1'), /^kv1@/);

@@ -108,15 +108,12 @@ test('what each transport sets on both sides; the refusals told apart', () => {
   assert.is(missingTransportFeature("Capability 'postcopy-rdma-pull' is not compatible with capability 'postcopy-preempt'"), undefined, 'a conflict is not a missing feature');
 });
 
-test('cut commands: resets before the link goes down; the nested one with iptables REJECT in the destination', () => {
+test('cut commands: each end kills its connections to the other (ss -K, idle ones too), then the link goes down', () => {
   const ends = { src: { dev: 'hsx', addr: '10.213.0.1' }, dst: { dev: 'hdx', addr: '10.213.0.2' } };
-  const local = cutCommands('local', ends);
-  assert.equal(local.reset.map((c) => `${c.on}: ${c.argv.join(' ')}`), ['src: ss -K dst 10.213.0.2', 'dst: ss -K dst 10.213.0.1']);
-  assert.equal(local.down.map((c) => `${c.on}: ${c.argv.join(' ')}`), ['src: ip link set dev hsx down', 'dst: ip link set dev hdx down']);
-  const nested = cutCommands('nested', { src: { dev: 'link0', addr: '10.214.0.1' }, dst: { dev: 'link0', addr: '10.214.0.2' } });
-  assert.ok(nested.reset.every((c) => c.on === 'dst' && c.argv[0] === 'iptables-legacy'));
-  assert.equal(nested.reset.at(-1)!.argv.slice(2), ['-I', 'OUTPUT', '1', '-o', 'link0', '-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'ACCEPT'], 'its resets go out first');
-  assert.equal(restoreCommands('nested', ends).map((c) => c.argv.join(' ')), ['ip link set dev hsx up', 'ip link set dev hdx up', 'iptables-legacy -w -F OUTPUT']);
+  const cut = cutCommands(ends);
+  assert.equal(cut.reset.map((c) => `${c.on}: ${c.argv.join(' ')}`), ['src: ss -K dst 10.213.0.2', 'dst: ss -K dst 10.213.0.1']);
+  assert.equal(cut.down.map((c) => `${c.on}: ${c.argv.join(' ')}`), ['src: ip link set dev hsx down', 'dst: ip link set dev hdx down']);
+  assert.equal(restoreCommands(ends).map((c) => c.argv.join(' ')), ['ip link set dev hsx up', 'ip link set dev hdx up']);
   assert.is(establishedTo('0 0 10.214.0.1:48000 10.214.0.2:4444\n0 0 10.0.2.15:22 10.0.2.2:5000\n', '10.214.0.2'), 1);
 });
 
@@ -204,11 +201,11 @@ test('fake QEMU: only the destination pauses: the failure says which side did wh
   assert.ok(run.rec.recovery?.paused_at_ms.destination !== null && run.rec.recovery?.paused_at_ms.source === null);
 });
 
-test('fake QEMU: a cut that fails (no iptables) restores the link and fails the run, saying so', async () => {
+test('fake QEMU: a cut that fails (ss -K refused) restores the link and fails the run, saying so', async () => {
   const [sc] = pick('full', { faults: [parseFault('cut@postcopy+0.2s:0.2s')] });
-  const { run, error, link } = await migrateWithFake(sc!, { postcopyMs: 3000 }, { cutFails: 'iptables-legacy: not found' });
+  const { run, error, link } = await migrateWithFake(sc!, { postcopyMs: 3000 }, { cutFails: 'ss: SOCK_DESTROY answers: Operation not supported' });
   assert.instance(error, HecaError);
-  assert.match((error as HecaError).message, 'no recovery from cut@postcopy+0.2s:0.2s: the cut itself failed: iptables-legacy: not found');
+  assert.match((error as HecaError).message, 'no recovery from cut@postcopy+0.2s:0.2s: the cut itself failed: ss: SOCK_DESTROY answers: Operation not supported');
   assert.ok(link.restoredAtMs !== undefined, 'restored');
   assert.is(run.rec.recovery?.outcome, 'failed');
 });

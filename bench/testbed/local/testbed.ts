@@ -392,8 +392,8 @@ export async function localRunTestbed(link: LinkProfileName): Promise<RunTestbed
     vmExtra: () => ({}),
     threads: (_role, pid) => localThreads(pid),
     wireBytes: () => bed.wireBytes(),
-    cutLink: () => cutLink(exec, 'local', ends),
-    restoreLink: () => restoreLink(exec, 'local', ends),
+    cutLink: () => cutLink(exec, ends),
+    restoreLink: () => restoreLink(exec, ends),
     destroy: () => bed.destroy(),
   };
 }

@@ -245,10 +245,10 @@ export class NestedTestbed {
       wireBytes: () => this.wireBytes(),
       cutLink: () => {
         cut = wasCut = true;
-        return cutLink(exec, 'nested', ends);
+        return cutLink(exec, ends);
       },
       restoreLink: async (o) => {
-        await restoreLink(exec, 'nested', ends);
+        await restoreLink(exec, ends);
         cut = false;
         // rxe follows link0: the rdma transport needs it ACTIVE again (a warning when it stays down).
         if (o?.rdma) await Promise.all(this.hosts.map((h) => waitRxeActive(h.agent, 'rxe0', 'link0', 15_000).catch((e: unknown) => warn(String((e as Error).message)))));
@@ -256,7 +256,7 @@ export class NestedTestbed {
       destroy: async () => {
         await Promise.all(started.map((s) => s.stop(3000)));
         // The hosts stay up for the next run: never leave them with the link cut.
-        if (cut) await restoreLink(exec, 'nested', ends).then(() => (cut = false), (e: unknown) => warn(`restoring link0 after the run: ${String(e)}`));
+        if (cut) await restoreLink(exec, ends).then(() => (cut = false), (e: unknown) => warn(`restoring link0 after the run: ${String(e)}`));
         // A cut can leave rxe0 unable to connect (its GSI queue pair in ERR): replace it now that no QEMU uses it.
         if (wasCut) {
           await Promise.all(this.hosts.map(async (h) => {
