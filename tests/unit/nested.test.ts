@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { HecaError } from '../../tools/core/errors.ts';
 import { repoRoot } from '../../tools/core/paths.ts';
 import { chooseL1Accel, freePorts } from '../../bench/testbed/host.ts';
-import { hangSign, l0TscKhz, l1Args, stallSign, l1KernelArgs, type L1Config } from '../../bench/testbed/nested/l1-host.ts';
+import { deathReport, hangSign, l0TscKhz, l1Args, stallSign, l1KernelArgs, type L1Config } from '../../bench/testbed/nested/l1-host.ts';
 import { parseQperf, parseReadBw, parseReadLat } from '../../bench/testbed/nested/link-probes.ts';
 import { gsiQpState } from '../../bench/testbed/nested/rxe.ts';
 import { vmArgs, vmSockets, type VmConfig } from '../../bench/guest/vm.ts';
@@ -172,6 +172,16 @@ test('qperf tcp_lat / tcp_bw output is read, units converted', () => {
   assert.equal(parseQperf('tcp_bw:\n    bw  =  117 MB/sec\n'), { bw_bytes_s: 117e6 });
   assert.equal(parseQperf('tcp_bw:\n    bw  =  1.2 GB/sec\n'), { bw_bytes_s: 1.2e9 });
   assert.equal(parseQperf(fixture('qperf.txt')), { latency_us: 587, bw_bytes_s: 41.4e6 });
+});
+
+test('deathReport: the oops and what follows it, from an L1 host that died under rdma/recover-fallback', () => {
+  const text = readFileSync(join(repoRoot, 'tests', 'fixtures', 'l1-console-oops.txt'), 'utf8');
+  const r = deathReport(text);
+  assert.ok(r);
+  assert.match(r.split('\n')[0]!, /Oops: general protection fault, probably for non-canonical address 0xf887f800003c0/);
+  assert.match(r, /RIP: 0010:__handle_mm_fault\+0x12c/);
+  assert.is(r.split('\n').length, 12);
+  assert.is(deathReport('[    1.0] heca-l1-init: up in 2.74 s\n'), undefined);
 });
 
 test('gsiQpState: the state of the device\'s QP1, from rdma -j res show qp (as an L1 host printed it after rdma/link-down)', () => {

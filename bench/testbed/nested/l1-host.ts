@@ -135,6 +135,17 @@ export function stallSign(consoleText: string): string | undefined {
   return signIn(consoleText, STALL_RE);
 }
 
+/**
+ * A kernel's own report of its death, from its console: the first Oops, BUG,
+ * general protection fault or panic line and the 11 lines after it (the
+ * faulting function, registers, the start of the call trace), timestamps kept.
+ */
+export function deathReport(consoleText: string): string | undefined {
+  const lines = consoleText.split('\n');
+  const i = lines.findIndex((l) => /\]\s*(Oops|BUG|Kernel panic|general protection fault)\b/.test(l));
+  return i < 0 ? undefined : lines.slice(i, i + 12).join('\n');
+}
+
 function signIn(consoleText: string, re: RegExp[]): string | undefined {
   const lines = consoleText.split('\n');
   for (const r of re) {
