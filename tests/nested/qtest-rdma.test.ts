@@ -41,15 +41,21 @@ const RDMA_PATH = '/postcopy/rdma/';
 
 /*
  * Paths that make test does not run unless HECA_RDMA_QTESTS=all, each with
- * why; it says so every time. None today. rdma/link-down was held back
- * (issue #12) until two things were found: after it, rxe0's GSI queue pair
- * was in ERR (a connection-manager message sent while link0 was down), so
- * every later connect timed out — runProgram() now re-creates the device
- * then (repairRxe); and the test that followed waited for a STOP that never
- * came, instead of failing when the source's migration failed at set-up —
- * the qtest framework now fails at once.
+ * why; it says so every time. rdma/link-down was held back until its two
+ * problems were found (rxe0's GSI queue pair left in ERR, now repaired by
+ * runProgram(); a qtest waiting for a STOP that never came, now failing at
+ * once) and runs again. The postcopy-recovery paths (rdma/recover,
+ * recover-dst-pause, recover-fallback) pass when their host survives, but
+ * the L1 host died under them in 6 of about 16 runs (a silent reset or a
+ * kernel oops, memory corrupted; KASAN catches no culprit), against about
+ * 1 in 25 runs of the other paths, and make test retries a program only
+ * once on a fresh host. Root cause unknown (issue #12).
  */
-const HELD_BACK: { path: string; why: string }[] = [];
+const HELD_BACK: { path: string; why: string }[] = [
+  { path: '/rdma/recover', why: 'the L1 host died under the recovery paths in 6 of ~16 runs, cause unknown (#12)' },
+  { path: '/rdma/recover-dst-pause', why: 'the L1 host died under the recovery paths in 6 of ~16 runs, cause unknown (#12)' },
+  { path: '/rdma/recover-fallback', why: 'the L1 host died under the recovery paths in 6 of ~16 runs, cause unknown (#12)' },
+];
 const ADDR = '10.214.8.1';
 const MEM_MIB = 3072;
 /** Per program; a qtest path takes 1-2 min in a TCG L1 (the design's estimate), a hung one is cut here. */
