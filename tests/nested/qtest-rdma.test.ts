@@ -145,6 +145,7 @@ const verbsNotBuilt = (): HecaError =>
 let host: L1Host | undefined;
 const timings: string[] = [];
 let hostsBooted = 0;
+let hostDeaths = 0;
 
 /** Boot an L1 host with rxe0 ACTIVE on link0 (the first, or one that replaces a host that died). */
 async function bootHost(): Promise<void> {
@@ -173,7 +174,14 @@ async function bootHost(): Promise<void> {
 const hostDied = (r: L1Run): boolean => r.exitCode === undefined && !r.timedOut && /stopped answering|went away/.test(r.error ?? '');
 
 /** Run one program in the L1 host; its output streams here and stays in the shared directory. */
+/** Host deaths a program may meet and still pass on the next fresh host (each one is reported). */
+const HOST_DEATHS_PER_PROGRAM = 2;
+
 async function runProgram(name: string, argv: string[], expect?: string): Promise<void> {
+  if (!host) {
+    // The previous program lost its last host: this one gets a fresh one.
+    await bootHost();
+  }
   assert.ok(host, 'the L1 host is up (see the first failure)');
   const logFile = join(workDir().shared, `${name.replace(/^\/+/, '').replace(/[^\w.-]+/g, '_')}.log`);
   console.log(`  ${name}: running in ${host.name} (log ${logFile})`);
@@ -189,12 +197,13 @@ async function runProgram(name: string, argv: string[], expect?: string): Promis
     await host.agent.exec(['ip', 'link', 'set', 'dev', NETDEV, 'up'], { timeoutMs: 20_000 });
     r = await runInL1(host, [WATCH, String(HANG_SECONDS), ...argv], { logFile: `${logFile}.retry`, env: env(), cwd: '/tmp', timeoutMs: PROGRAM_TIMEOUT_MS, onLine: (l) => console.log(`    | ${l}`) });
   }
-  if (hostDied(r)) {
+  for (let deaths = 1; hostDied(r); deaths++) {
     /*
      * The L1 host itself died (its kernel's memory corrupted: issue #12's
      * dying hosts, seen with and without RDMA, root cause unknown): say so
-     * with the kernel's last words, and run the program once more on a fresh
-     * host. A second death, or any failure there, fails the test.
+     * with the kernel's last words, and run the program again on a fresh
+     * host, up to HOST_DEATHS_PER_PROGRAM times. Any failure there, or one
+     * death more, fails the test; the next program gets a fresh host.
      */
     const dead = host;
     let console_ = '';
@@ -204,14 +213,17 @@ async function runProgram(name: string, argv: string[], expect?: string): Promis
       /* no console log */
     }
     const words = deathReport(console_) ?? 'nothing on its console';
-    console.log(`  ${name}: THE L1 HOST DIED under it: ${r.error}\n  its console:\n${words.replace(/^/gm, '    | ')}\n  running it once more on a fresh host`);
-    timings.push(`${name}: the L1 host died (${words.split('\n')[0]?.trim()}), ${r.seconds.toFixed(1)} s; rerun on a fresh host`);
+    const again_ = deaths <= HOST_DEATHS_PER_PROGRAM;
+    console.log(`  ${name}: THE L1 HOST DIED under it (death ${deaths} for it): ${r.error}\n  its console:\n${words.replace(/^/gm, '    | ')}\n  ${again_ ? 'running it again on a fresh host' : 'giving up'}`);
+    timings.push(`${name}: the L1 host died (${words.split('\n')[0]?.trim()}), ${r.seconds.toFixed(1)} s${again_ ? '; rerun on a fresh host' : ''}`);
+    hostDeaths++;
     await dead.shutdown().catch(() => undefined);
     host = undefined;
+    if (!again_) failWith(`${name}: the L1 host died under it ${deaths} times in a row (issue #12); the last one's console:\n${words}`);
     await bootHost();
     assert.ok(host, 'a fresh L1 host is up');
     const again: L1Host = host;
-    r = await runInL1(again, [WATCH, String(HANG_SECONDS), ...argv], { logFile: `${logFile}.host2`, env: env(), cwd: '/tmp', timeoutMs: PROGRAM_TIMEOUT_MS, onLine: (l) => console.log(`    | ${l}`) });
+    r = await runInL1(again, [WATCH, String(HANG_SECONDS), ...argv], { logFile: `${logFile}.host${deaths + 1}`, env: env(), cwd: '/tmp', timeoutMs: PROGRAM_TIMEOUT_MS, onLine: (l) => console.log(`    | ${l}`) });
   }
   assert.ok(host, 'the L1 host is up');
   // A test that takes the link down brings it up again, unless it died first: the next one needs it.
@@ -281,6 +293,7 @@ if (process.env.HECA_SKIP_RDMA_TESTS === '1') {
     test.after(async () => {
       await host?.shutdown();
       if (timings.length) console.log(`  timings:\n${timings.map((t) => `    ${t}`).join('\n')}`);
+      if (hostDeaths) console.log(`  L1 HOSTS DIED under the programs ${hostDeaths} time(s) in this run (issue #12: memory corruption in the L1 kernel, cause unknown)`);
     });
   }
 }
