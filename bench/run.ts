@@ -2,7 +2,7 @@
  * npx tsx bench/run.ts [--scenario NAME[,NAME...]] [--transport T[,T...]] [--fault SPEC] [--list] [--mem MiB] [--workload NAME]
  *                      [--link lan1g|lan10g|wan|unlimited] [--repeat N] [--out DIR]
  *                      [--accel auto|kvm|tcg] [--testbed local|nested] [--precopy-timeout S] [--warmup S]
- *                      [--finish-timeout S]
+ *                      [--finish-timeout S] [--qemu-trace PATTERN[,PATTERN...]]
  *                      [--dry-run] [--verbose]
  *
  * Runs a source and a destination QEMU in two network namespaces joined by a
@@ -20,6 +20,7 @@ import { parseAccel } from './engine/accel.ts';
 import { runBench } from './engine/bench.ts';
 import { dryRunText, prepare, type PrepareOptions } from './engine/prepare.ts';
 import { ensureGuestImage } from './guest/image.ts';
+import { parseTracePatterns } from './guest/vm.ts';
 import { runLine } from './report/console.ts';
 import { writeReport } from './report/report.ts';
 import { DEFAULT_SCENARIOS, listScenarios, TRANSPORTS } from './scenario/catalog.ts';
@@ -48,6 +49,9 @@ const usage = `  npx tsx bench/run.ts [options]
     --warmup S         seconds of guest activity recorded before migrate (default 3)
     --finish-timeout S a migration still going after S seconds fails; what every QEMU thread waits
                        for is then saved in the run's error.txt (default 600)
+    --qemu-trace LIST  enable these QEMU trace events in both QEMUs (comma-separated -trace patterns,
+                       e.g. postcopy_rdma_dst_verified to re-read and compare every page an RDMA pull
+                       placed); their lines go to each run's qemu.log
     --dry-run          print what would run (testbed commands, QEMU command lines) and exit
     --verbose          echo every command and QMP message`;
 
@@ -67,6 +71,7 @@ main(async () => {
     'precopy-timeout': { type: 'string' },
     warmup: { type: 'string' },
     'finish-timeout': { type: 'string' },
+    'qemu-trace': { type: 'string' },
     'dry-run': { type: 'boolean' },
     verbose: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -94,6 +99,7 @@ main(async () => {
   const repeat = intFlag('repeat', values.repeat, 1, 100) ?? 3;
   const warmup = intFlag('warmup', values.warmup, 0, 600) ?? 3;
   const finishTimeout = intFlag('finish-timeout', values['finish-timeout'], 5, 86_400);
+  const qemuTrace = parseTracePatterns(values['qemu-trace']);
   const accelReq = parseAccel(values.accel ?? 'auto');
   const testbed = values.testbed ?? 'local';
   if (testbed !== 'local' && testbed !== 'nested') throw new UsageError(`unknown testbed "${testbed}"`, { why: 'the testbeds are local and nested', fix: 'use --testbed local or --testbed nested' });
@@ -108,6 +114,7 @@ main(async () => {
     out: resolve(values.out ?? join('results', new Date().toISOString().replace(/[:.]/g, '-'))),
     warmupS: warmup,
     ...(finishTimeout === undefined ? {} : { finishTimeoutS: finishTimeout }),
+    ...(qemuTrace.length ? { qemuTrace } : {}),
     qemu: qemuBinary(),
     guest: await ensureGuestImage(),
   };

@@ -20,13 +20,14 @@ import { localRunTestbed } from '../testbed/local/testbed.ts';
 import type { RunTestbed } from '../testbed/types.ts';
 import { mark, type Run } from './run.ts';
 import { saveRegisters, type Side } from './side.ts';
+import type { RdmaCounters } from '../testbed/nested/rxe.ts';
 
 /** Start the testbed and both QEMUs (recorded in `run` for the teardown), boot the guest, let it warm up. */
 export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: RunTestbed }> {
   const { ctx, sc, w, repeat, logs } = run;
   const bed = await (ctx.testbed ?? (() => localRunTestbed(ctx.link)))();
   run.bed = bed;
-  const base: Omit<VmConfig, 'name' | 'dir'> = { accel: ctx.accel, memMib: w.mem_mib, kernel: ctx.kernel, initrd: ctx.initrd, append: ctx.append(w) };
+  const base: Omit<VmConfig, 'name' | 'dir'> = { accel: ctx.accel, memMib: w.mem_mib, kernel: ctx.kernel, initrd: ctx.initrd, append: ctx.append(w), ...(ctx.qemuTrace?.length ? { trace: ctx.qemuTrace } : {}) };
   const memFile = (side: string) => (ctx.memDir ? { memFile: join(ctx.memDir, `heca-${process.pid}-${sc.name}-r${repeat}-${side}.ram`) } : {});
   const dstCfg: VmConfig = { ...base, name: 'heca-dst', dir: join(logs, 'dst'), incoming: true, ...memFile('dst'), ...bed.vmExtra('dst') };
   const srcCfg: VmConfig = { ...base, name: 'heca-src', dir: join(logs, 'src'), ...memFile('src'), ...bed.vmExtra('src') };
@@ -43,7 +44,7 @@ export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: Run
 }
 
 /** What the later phases need of the testbed: where the destination listens, whose clock times events, the link's counters, a cut. */
-export type MigrationLink = Pick<RunTestbed, 'kind' | 'dstAddr' | 'wireBytes' | 'cutLink' | 'restoreLink'>;
+export type MigrationLink = Pick<RunTestbed, 'kind' | 'dstAddr' | 'wireBytes' | 'rdmaCounters' | 'cutLink' | 'restoreLink'>;
 
 /** A migration set up and watched: everything the migrate, observe and collect phases share. */
 export interface Migration {
@@ -63,6 +64,8 @@ export interface Migration {
   readonly resetSeen: Promise<never>;
   /** The link's counters when `migrate` was issued. */
   wire0: { tx: number; rx: number };
+  /** Each side's RDMA device counters then (a testbed with RDMA devices on the link). */
+  rdma0?: { src: RdmaCounters; dst: RdmaCounters };
   /** The policy had the migration cancelled. */
   cancelled: boolean;
   /** What the scenario's transport set on both sides. */

@@ -12,6 +12,7 @@ import type { Migration } from './arrange.ts';
 import type { Outcome } from './observe.ts';
 import { faultText } from '../scenario/faults.ts';
 import { mark } from './run.ts';
+import { counterDelta } from '../testbed/nested/rxe.ts';
 
 /**
  * Record what the migration did; returns where the guest runs now ('dst'
@@ -23,6 +24,7 @@ export async function collect(m: Migration, o: Outcome): Promise<'src' | 'dst'> 
   rec.query_migrate = o.final;
   fillFromInfo(rec, o.final.ram ? o.final : { ...o.final, ram: o.lastWithRam.ram });
   rec.bytes.wire = o.wire.tx - m.wire0.tx + (o.wire.rx - m.wire0.rx);
+  if (m.rdma0 && o.rdma) rec.rdma_counters = { source: counterDelta(m.rdma0.src, o.rdma.src), destination: counterDelta(m.rdma0.dst, o.rdma.dst) };
   const dest: Destination = { name: 'dst', downtime_host_ms: null };
   rec.destinations = [dest];
   recordRdma(rec, 'source', o.final['postcopy-rdma']);

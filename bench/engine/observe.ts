@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HecaError } from '../../tools/core/errors.ts';
-import { info, Progress } from '../../tools/core/log.ts';
+import { info, Progress, warn } from '../../tools/core/log.ts';
 import { pollUntil } from '../../tools/core/poll.ts';
 import type { MigrationInfo } from '../../tools/qmp/types.ts';
 import type { ProgressSample } from '../results/schema.ts';
@@ -18,6 +18,7 @@ import type { Migration } from './arrange.ts';
 import { cutAndRecover, type RecoveryTimeouts } from './fault.ts';
 import { mark } from './run.ts';
 import type { Side } from './side.ts';
+import type { RdmaCounters } from '../testbed/nested/rxe.ts';
 
 export const POLL_MS = 200;
 export const FINISH_TIMEOUT_MS = 10 * 60_000;
@@ -30,6 +31,22 @@ export interface Outcome {
   lastWithRam: MigrationInfo;
   /** The link's counters when the source had finished. */
   wire: { tx: number; rx: number };
+  /** The RDMA devices' counters then, when the testbed has them. */
+  rdma?: { src: RdmaCounters; dst: RdmaCounters };
+}
+
+/**
+ * Both RDMA devices' counters, if the testbed has devices on the link; a
+ * device that cannot be read costs the run its RDMA counters, nothing else.
+ */
+async function rdmaCounters(m: Migration): Promise<{ src: RdmaCounters; dst: RdmaCounters } | undefined> {
+  if (!m.link.rdmaCounters) return undefined;
+  try {
+    return await m.link.rdmaCounters();
+  } catch (e) {
+    warn(`  ${m.run.label}: no RDMA counters for this run: ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 const mib = (n: number | undefined) => `${((n ?? 0) / 1048576).toFixed(1)} MiB`;
@@ -69,6 +86,7 @@ async function act(m: Migration, actions: Action[]): Promise<void> {
 /** Phase 2: `migrate`, and what the policy does right after it. */
 export async function startMigration(m: Migration): Promise<void> {
   m.wire0 = await m.link.wireBytes();
+  m.rdma0 = await rdmaCounters(m);
   m.run.t0 = Date.now();
   mark(m.run, 'migrate');
   await m.src.qmp.execute('migrate', { uri: m.uri });
@@ -108,13 +126,14 @@ export async function observe(m: Migration, opts: { pollMs?: number; finishTimeo
   }
   line.done(`${last.status} after ${((Date.now() - run.t0) / 1000).toFixed(1)} s, ${mib(lastWithRam.ram?.transferred)} sent`);
   const wire = await m.link.wireBytes();
+  const rdma = m.rdma0 ? await rdmaCounters(m) : undefined;
   if (last.status === 'completed') {
     mark(run, 'completed');
     // Post-copy: the destination finishes when the last page has arrived.
     await dst.guard(waitDestDone(dst, pollMs, finishMs), 'the end of the incoming migration');
     if (m.events.resumeUs === undefined) await dst.qmp.waitEvent('RESUME', { timeoutMs: 10_000 }).catch(() => undefined);
   }
-  return { final: last, lastWithRam, wire };
+  return { final: last, lastWithRam, wire, rdma };
 }
 
 async function waitDestDone(d: Side, everyMs: number, timeoutMs: number): Promise<void> {

@@ -31,6 +31,8 @@ export interface PrepareOptions {
   warmupS: number;
   /** A migration still going after this many seconds fails (default 600). */
   finishTimeoutS?: number;
+  /** QEMU trace event patterns enabled in both QEMUs (see RunContext.qemuTrace). */
+  qemuTrace?: readonly string[];
   qemu: string;
   guest: GuestImage;
 }
@@ -99,7 +101,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       qemu_build: await qemuProvenance(o.qemu, qemuVersion),
       started_at: new Date().toISOString(),
     };
-    const ctx: RunContext = { qemu: o.qemu, accel: accel.accel, link: o.link, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend, outDir: o.out, warmupS: o.warmupS, port: 4444, ...(o.finishTimeoutS === undefined ? {} : { finishTimeoutS: o.finishTimeoutS }) };
+    const ctx: RunContext = { qemu: o.qemu, accel: accel.accel, link: o.link, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend, outDir: o.out, warmupS: o.warmupS, port: 4444, ...(o.finishTimeoutS === undefined ? {} : { finishTimeoutS: o.finishTimeoutS }), ...(o.qemuTrace?.length ? { qemuTrace: o.qemuTrace } : {}) };
     if (nested) {
       const bed = nested;
       env.kernel_version = bed.facts.a.kernel;

@@ -34,6 +34,8 @@ export interface RunContext {
   testbed?: () => Promise<RunTestbed>;
   /** A migration still going after this many seconds has made no end: the run fails (default 600). */
   finishTimeoutS?: number;
+  /** QEMU trace event patterns enabled in both QEMUs (--qemu-trace), for debugging. */
+  qemuTrace?: readonly string[];
 }
 
 export interface RunHooks {

@@ -12,6 +12,7 @@ import { HecaError, tail } from '../../tools/core/errors.ts';
 import type { Spawned } from '../../tools/core/exec.ts';
 import { firmwareDirs } from '../../tools/core/paths.ts';
 import { QmpClient } from '../../tools/qmp/client.ts';
+import { UsageError } from '../../tools/core/cli.ts';
 import { GuestChannel } from './channel.ts';
 
 export interface VmConfig {
@@ -32,6 +33,8 @@ export interface VmConfig {
    * to `qmp` / `ctl` ("tcp:HOST:PORT", a port forward to them).
    */
   tcp?: { listen: { host: string; qmpPort: number; ctlPort: number }; qmp: string; ctl: string };
+  /** QEMU trace events to enable (-trace PATTERN each); their output goes to QEMU's log. */
+  trace?: readonly string[];
 }
 
 /** Where heca connects to the QMP monitor and the control channel of this VM. */
@@ -68,6 +71,7 @@ export function vmArgs(c: VmConfig): string[] {
     '-qmp', c.tcp ? `tcp:${c.tcp.listen.host}:${c.tcp.listen.qmpPort},server=on,wait=off,nodelay=on` : `unix:${join(c.dir, 'qmp.sock')},server=on,wait=off`,
     ...firmwareDirs.filter((d) => existsSync(d)).flatMap((d) => ['-L', d]),
     ...(c.incoming ? ['-incoming', 'defer'] : []),
+    ...(c.trace ?? []).flatMap((t) => ['-trace', t]),
   ];
 }
 
@@ -181,4 +185,22 @@ export function logTail(path: string, n = 20): string {
   } catch {
     return `(no log at ${path})`;
   }
+}
+
+/**
+ * --qemu-trace: comma-separated QEMU trace event names or patterns
+ * (`postcopy_rdma_*`); nothing else, so that no other -trace option (a file,
+ * an events list) can ride along.
+ */
+export function parseTracePatterns(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const patterns = text.split(',').map((p) => p.trim());
+  const bad = patterns.filter((p) => !/^[A-Za-z0-9_*?]+$/.test(p));
+  if (bad.length) {
+    throw new UsageError(`--qemu-trace ${JSON.stringify(text)} is not a list of trace events`, {
+      why: `${bad.map((b) => JSON.stringify(b)).join(', ')}: a trace event name or pattern has letters, digits, _ and * or ? only`,
+      fix: 'name the events, e.g. --qemu-trace postcopy_rdma_dst_verified,postcopy_rdma_dst_backoff (qemu-system-x86_64 -trace help lists them)',
+    });
+  }
+  return patterns;
 }

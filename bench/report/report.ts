@@ -8,7 +8,7 @@ import { envSubtitle, writeCharts } from './charts.ts';
 import { formatBytes, mdTable, problems, ratioTable, RUN_HEAD, runLine, summaryTable } from './format.ts';
 import type { BenchResult, Environment, QemuBuild, WorkloadParams } from '../results/schema.ts';
 import { convergenceEnd } from '../scenario/catalog.ts';
-import { faultLatencyTable, recoveryTable, transportWarnings } from './transport.ts';
+import { faultLatencyTable, rdmaLinkTable, recoveryTable, transportWarnings } from './transport.ts';
 
 export function environmentTable(env: Environment): string {
   const rows: string[][] = [
@@ -81,6 +81,10 @@ export async function writeReport(result: BenchResult, out: string): Promise<str
   const lat = faultLatencyTable(result);
   if (lat) {
     md.push('## Fault latency against the link\n', 'Per run: the median remote fault latency on the destination (fault to page placed), estimated from `postcopy-latency-dist` (log2 buckets: within a factor 2), against the raw link measured in this invocation (`ib_read_lat`, 4 KiB, typical) and against the same policy over tcp in the same repeat.\n', lat, '');
+  }
+  const pull = rdmaLinkTable(result);
+  if (pull) {
+    md.push('## RDMA pull on the link\n', 'Per rdma run: the demand READ latency (median from `read-latency-dist`, and the fastest), how many times the background pull halved its READs in flight because a demand READ waited behind them, the bytes on the link (both ways) per byte read, and what the RDMA devices counted of retransmissions from migrate to the end (Soft-RoCE\'s port counters: a request the source saw twice, responses the destination received out of sequence, READs it retried).\n', pull, '');
   }
   const rcv = recoveryTable(result);
   if (rcv) md.push('## Faults and recovery\n', 'The engine cut the link (connections reset, link down), waited for postcopy-paused on both sides, restored the link, sent migrate-recover out of band to the destination and migrate resume to the source.\n', rcv, '');

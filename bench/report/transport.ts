@@ -88,3 +88,46 @@ export function transportWarnings(result: BenchResult): string[] {
   return result.scenarios.flatMap((s) => s.runs.filter((r) => notPulled(s.scenario, r)).map((r) =>
     `**${s.scenario.name} run ${r.repeat}: no RDMA pull seen** — QEMU took postcopy-rdma-pull, but the source sent ${formatBytes(r.bytes.postcopy)} of pages on the migration channel during post-copy and reported no postcopy-rdma: read its figures as TCP post-copy's (a QEMU with the capability but not the pull engine?)`));
 }
+
+/** A number from the destination's postcopy-rdma member (recorded verbatim: it may lack it). */
+function pullFigure(r: RunRecord, key: string): number | null {
+  const v = (r.postcopy_rdma?.destination as { destination?: Record<string, unknown> } | undefined)?.destination?.[key];
+  return typeof v === 'number' ? v : null;
+}
+
+/** Soft-RoCE's names for what a lost or late packet costs, by the side that counts it. */
+const RETRY_COUNTERS: readonly [side: 'source' | 'destination', name: string, head: string][] = [
+  ['source', 'duplicate_request', 'src duplicate requests'],
+  ['source', 'out_of_seq_request', 'src out-of-sequence requests'],
+  ['destination', 'rcvd_seq_err', 'dst out-of-sequence responses'],
+  ['destination', 'completer_retry_err', 'dst retries'],
+  ['destination', 'retry_exceeded_err', 'dst retries exceeded'],
+];
+
+/**
+ * One row per rdma run: how the pull used the link — READ latency (median,
+ * fastest), the background's back-offs, bytes on the link per byte read, and
+ * what the RDMA devices counted of retransmissions. Undefined when no rdma run
+ * has any of it.
+ */
+export function rdmaLinkTable(result: BenchResult): string | undefined {
+  const rows: string[][] = [];
+  for (const s of result.scenarios) {
+    if (s.scenario.transport !== 'rdma') continue;
+    for (const r of s.runs) {
+      if (!r.postcopy_rdma && !r.rdma_counters) continue;
+      const read = pullFigure(r, 'bytes-read');
+      const min = pullFigure(r, 'read-latency-min');
+      const backoffs = pullFigure(r, 'background-backoffs');
+      const c = r.rdma_counters;
+      rows.push([
+        s.scenario.name, String(r.repeat),
+        formatUs(readLatencyP50Us(r)), min === null ? '–' : formatUs(min / 1000), backoffs === null ? '–' : String(backoffs),
+        formatRatio(ratio(r.bytes.wire, read)),
+        ...RETRY_COUNTERS.map(([side, name]) => (c?.[side][name] === undefined ? '–' : String(c[side][name]))),
+      ]);
+    }
+  }
+  if (rows.length === 0) return undefined;
+  return mdTable(['scenario', 'repeat', 'READ p50', 'READ fastest', 'background back-offs', 'wire ÷ bytes read', ...RETRY_COUNTERS.map(([, , h]) => h)], rows);
+}

@@ -16,7 +16,9 @@
  * first fault (`cut`: the link down and its connections reset) with the
  * recovery the engine drove (`recovery`), the phase marks of a cut and its
  * recovery, and the `postcopy-rdma` member of either side's query-migrate,
- * verbatim (`postcopy_rdma`); all optional again, so versions 1 and 2 load.
+ * verbatim (`postcopy_rdma`), and on the nested testbed each side's RDMA
+ * device counters over the run (`rdma_counters`); all optional again, so
+ * versions 1 and 2 load.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
@@ -254,6 +256,10 @@ export const RunRecordSchema = Type.Object({
     source: Type.Optional(Type.Unknown({ description: "the source's query-migrate `postcopy-rdma` member, verbatim" })),
     destination: Type.Optional(Type.Unknown({ description: "the destination's query-migrate `postcopy-rdma` member, verbatim" })),
   }, { description: "with the rdma transport, when QEMU reports it: what the RDMA pull did on each side (READ latency distribution, pages on demand / in the background, MR registration time...), recorded as QEMU gives it; version 3" })),
+  rdma_counters: Type.Optional(Type.Object({
+    source: Type.Record(Type.String(), Num()),
+    destination: Type.Record(Type.String(), Num()),
+  }, { description: "the nested testbed: each side's RDMA device (rxe0) port counters from migrate to the end, as the kernel names them (sent_pkts, rcvd_pkts, duplicate_request, out_of_seq_request, rcvd_seq_err, completer_retry_err, retry_exceeded_err...); a device re-created meanwhile counts from its creation; version 3" })),
   logs_dir: Str('where the logs of this run are, relative to OUT'),
 });
 export type RunRecord = Static<typeof RunRecordSchema>;

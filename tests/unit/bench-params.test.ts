@@ -4,7 +4,7 @@ import { chooseAccel, parseAccel } from '../../bench/engine/accel.ts';
 import { checkMemory, memAvailableMib } from '../../bench/testbed/host.ts';
 import { parseScenarios, scenarioId, SCENARIOS, type ScenarioSpec } from '../../bench/scenario/catalog.ts';
 import { GUEST_OVERHEAD_MIB, makeWorkload } from '../../bench/scenario/workloads.ts';
-import { vmArgs } from '../../bench/guest/vm.ts';
+import { parseTracePatterns, vmArgs } from '../../bench/guest/vm.ts';
 import { missingHecaParameter } from '../../bench/engine/arrange.ts';
 import { hecaParameters } from '../../bench/scenario/policy.ts';
 import { errorOf } from '../helpers.ts';
@@ -121,6 +121,18 @@ test('QEMU command line: incoming, shared memory file, two serial ports', () => 
   assert.is(a.filter((x) => x === '-serial').length, 2);
   assert.ok(a.includes('a b'), 'the kernel command line stays one argument');
   assert.not.match(vmArgs({ name: 'x', dir: '/d', accel: 'tcg', memMib: 256, kernel: 'k', initrd: 'i', append: '' }).join(' '), '-incoming');
+  assert.not.ok(a.includes('-trace'), 'no tracing unless asked');
+});
+
+test('--qemu-trace: event names or patterns, each its own -trace; anything else is refused', () => {
+  assert.equal(parseTracePatterns(undefined), []);
+  const t = parseTracePatterns('postcopy_rdma_dst_verified, postcopy_rdma_*');
+  assert.equal(t, ['postcopy_rdma_dst_verified', 'postcopy_rdma_*']);
+  const a = vmArgs({ name: 'x', dir: '/d', accel: 'kvm', memMib: 256, kernel: 'k', initrd: 'i', append: '', trace: t });
+  assert.equal(a.slice(-4), ['-trace', 'postcopy_rdma_dst_verified', '-trace', 'postcopy_rdma_*']);
+  for (const bad of ['', 'a,,b', 'file=/etc/passwd', 'enable=x', 'x y']) {
+    assert.throws(() => parseTracePatterns(bad), (e: Error) => /is not a list of trace events/.test(e.message), bad);
+  }
 });
 
 test.run();

@@ -15,7 +15,7 @@ import { repoRoot } from '../../tools/core/paths.ts';
 import { chooseL1Accel, freePorts } from '../../bench/testbed/host.ts';
 import { deathReport, hangSign, l0TscKhz, l1Args, stallSign, l1KernelArgs, type L1Config } from '../../bench/testbed/nested/l1-host.ts';
 import { parseQperf, parseReadBw, parseReadLat } from '../../bench/testbed/nested/link-probes.ts';
-import { gsiQpState } from '../../bench/testbed/nested/rxe.ts';
+import { counterDelta, gsiQpState, parseHwCounters } from '../../bench/testbed/nested/rxe.ts';
 import { vmArgs, vmSockets, type VmConfig } from '../../bench/guest/vm.ts';
 import { connectOpts, isTcpAddr, tcpAddr } from '../../tools/core/sockaddr.ts';
 
@@ -192,6 +192,17 @@ test('gsiQpState: the state of the device\'s QP1, from rdma -j res show qp (as a
   assert.is(gsiQpState(after, 'rxe1'), undefined);
   assert.is(gsiQpState('', 'rxe0'), undefined);
   assert.is(gsiQpState('not json', 'rxe0'), undefined);
+});
+
+test('parseHwCounters / counterDelta: rxe0\'s port counters, and what a run added to them', () => {
+  const dir = '/sys/class/infiniband/rxe0/ports/1/hw_counters';
+  const before = parseHwCounters(`${dir}/sent_pkts:100\n${dir}/duplicate_request:2\n${dir}/lifespan:10\ngrep: ${dir}/x: Permission denied\n`);
+  assert.equal(before, { sent_pkts: 100, duplicate_request: 2, lifespan: 10 });
+  const after = parseHwCounters(`${dir}/sent_pkts:250\n${dir}/duplicate_request:7\n${dir}/lifespan:10\n${dir}/rcvd_seq_err:4\n`);
+  assert.equal(counterDelta(before, after), { sent_pkts: 150, duplicate_request: 5, lifespan: 0, rcvd_seq_err: 4 });
+  // The device re-created meanwhile (repairRxe): its counts since then.
+  assert.equal(counterDelta({ sent_pkts: 500 }, { sent_pkts: 30 }), { sent_pkts: 30 });
+  assert.equal(parseHwCounters(''), {});
 });
 
 test('perftest output without a result table is an error that shows the output', () => {

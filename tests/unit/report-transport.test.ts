@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LinkProbes, RunRecord } from '../../bench/results/schema.ts';
 import { distQuantileUs, faultLatencyP50Us, summarize } from '../../bench/results/stats.ts';
-import { faultLatencyTable, notPulled, recoveryTable, tcpCounterpart, transportWarnings } from '../../bench/report/transport.ts';
+import { faultLatencyTable, notPulled, rdmaLinkTable, recoveryTable, tcpCounterpart, transportWarnings } from '../../bench/report/transport.ts';
 import { fixtureEnv, fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 
 const probes: LinkProbes = {
@@ -80,4 +80,22 @@ test('recovery per run with a fault; the warning when an rdma run shows no pull'
   assert.match(w[0]!, '50.0 MiB of pages');
 });
 
+
+test('RDMA pull on the link: READ latency, back-offs, wire per byte read and the devices\' retransmissions', () => {
+  const withPull: RunRecord = {
+    ...fixtureRun(1),
+    postcopy_rdma: { destination: { destination: { 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4], 'read-latency-min': 900_000, 'background-backoffs': 7, 'bytes-read': 1000 } } },
+    rdma_counters: { source: { duplicate_request: 12, out_of_seq_request: 3, sent_pkts: 900 }, destination: { rcvd_seq_err: 5, completer_retry_err: 2, retry_exceeded_err: 0 } },
+  };
+  withPull.bytes = { ...withPull.bytes, wire: 1500 };
+  const rdma = fixtureScenario('full-rdma', 'postcopy', [withPull, fixtureRun(2)], { switchover: 'qemu', transport: 'rdma' });
+  const tcp = fixtureScenario('full', 'postcopy', [{ ...fixtureRun(1), rdma_counters: { source: {}, destination: {} } }], { switchover: 'qemu', transport: 'tcp' });
+  const table = rdmaLinkTable(fixtureResult([tcp, rdma]))!;
+  const rows = table.split('\n').slice(2);
+  assert.is(rows.length, 1, 'rdma runs with pull figures or counters only');
+  assert.is(rows[0], '| full-rdma | 1 | 1.4 ms | 900 µs | 7 | 1.50× | 12 | 3 | 5 | 2 | 0 |');
+  const older = fixtureScenario('full-rdma', 'postcopy', [{ ...fixtureRun(1), postcopy_rdma: { destination: { destination: {} } } }], { switchover: 'qemu', transport: 'rdma' });
+  assert.is(rdmaLinkTable(fixtureResult([older]))!.split('\n')[2], '| full-rdma | 1 | – | – | – | – | – | – | – | – | – |', 'a QEMU or testbed without them: dashes');
+  assert.is(rdmaLinkTable(fixtureResult([tcp])), undefined);
+});
 test.run();

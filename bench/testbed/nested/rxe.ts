@@ -113,3 +113,44 @@ export async function repairRxe(agent: AgentClient, opts: RxeOptions = {}): Prom
   await setUpRxe(agent, opts);
   return { gsi, recreated: true };
 }
+
+/** An RDMA device's port counters (Soft-RoCE's hw_counters: sent_pkts, duplicate_request...). */
+export type RdmaCounters = Record<string, number>;
+
+/**
+ * The counters from `grep -r '' /sys/class/infiniband/DEV/ports/1/hw_counters`
+ * (one "PATH/NAME:VALUE" line each); lines that are not a counter are skipped.
+ */
+export function parseHwCounters(out: string): RdmaCounters {
+  const c: RdmaCounters = {};
+  for (const line of out.split('\n')) {
+    const m = /\/hw_counters\/([\w-]+):(\d+)\s*$/.exec(line);
+    if (m) c[m[1]!] = Number(m[2]);
+  }
+  return c;
+}
+
+/**
+ * What happened between two readings. A counter that went down means the
+ * device was re-created meanwhile (repairRxe after a cut): its count since then
+ * is all there is.
+ */
+export function counterDelta(before: RdmaCounters, after: RdmaCounters): RdmaCounters {
+  const d: RdmaCounters = {};
+  for (const [k, v] of Object.entries(after)) {
+    const b = before[k] ?? 0;
+    d[k] = v >= b ? v - b : v;
+  }
+  return d;
+}
+
+/** `dev`'s port counters in an L1 host (Soft-RoCE counts retransmissions there: see the report). */
+export async function readRdmaCounters(agent: AgentClient, dev = 'rxe0'): Promise<RdmaCounters> {
+  const dir = `/sys/class/infiniband/${dev}/ports/1/hw_counters`;
+  const r = await agent.exec(['grep', '-r', '', dir], { timeoutMs: 10_000, allowFail: true });
+  const c = parseHwCounters(r.stdout);
+  if (r.exitCode !== 0 || Object.keys(c).length === 0) {
+    throw new HecaError(`${agent.host}: cannot read ${dev}'s counters`, { why: r.stderr.trim() || `${dir} has no counters (grep exited ${r.exitCode})`, fix: `check that ${dev} exists: rdma link show` });
+  }
+  return c;
+}

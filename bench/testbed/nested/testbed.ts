@@ -28,7 +28,7 @@ import { localThreads, threadsArgv } from '../threads.ts';
 import { describeCpus, parseCpus, symbolizer } from './l1-cpus.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
-import { repairRxe, setUpRxe, waitRxeActive, type RxeState } from './rxe.ts';
+import { readRdmaCounters, repairRxe, setUpRxe, waitRxeActive, type RdmaCounters, type RxeState } from './rxe.ts';
 export type { RxeState } from './rxe.ts';
 import { describeLink, shapingArgs } from '../links.ts';
 import type { LinkProfileName } from '../../results/schema.ts';
@@ -243,6 +243,7 @@ export class NestedTestbed {
         return `L1 host ${h.name} did not answer within 20 s; ${await silentHostReport(h)}`;
       },
       wireBytes: () => this.wireBytes(),
+      rdmaCounters: async () => ({ src: await readRdmaCounters(this.a.agent), dst: await readRdmaCounters(this.b.agent) }),
       cutLink: () => {
         cut = wasCut = true;
         return cutLink(exec, ends);
