@@ -2,7 +2,7 @@
  * npx tsx bench/run.ts [--scenario NAME[,NAME...]] [--transport T[,T...]] [--fault SPEC] [--list] [--mem MiB] [--workload NAME]
  *                      [--link lan1g|lan10g|wan|unlimited] [--repeat N] [--out DIR]
  *                      [--accel auto|kvm|tcg] [--testbed local|nested] [--precopy-timeout S] [--warmup S]
- *                      [--finish-timeout S] [--qemu-trace PATTERN[,PATTERN...]]
+ *                      [--finish-timeout S] [--postcopy-bandwidth MB/s] [--qemu-trace PATTERN[,PATTERN...]]
  *                      [--dry-run] [--verbose]
  *
  * Runs a source and a destination QEMU in two network namespaces joined by a
@@ -49,6 +49,9 @@ const usage = `  npx tsx bench/run.ts [options]
     --warmup S         seconds of guest activity recorded before migrate (default 3)
     --finish-timeout S a migration still going after S seconds fails; what every QEMU thread waits
                        for is then saved in the run's error.txt (default 600)
+    --postcopy-bandwidth MB/s  max-postcopy-bandwidth on every source (MB = 10^6 bytes): post-copy's
+                       background stream (or RDMA pull's background reads) held back, so that the
+                       guest faults more; default unlimited
     --qemu-trace LIST  enable these QEMU trace events in both QEMUs (comma-separated -trace patterns,
                        e.g. postcopy_rdma_dst_verified to re-read and compare every page an RDMA pull
                        placed); their lines go to each run's qemu.log
@@ -72,6 +75,7 @@ main(async () => {
     warmup: { type: 'string' },
     'finish-timeout': { type: 'string' },
     'qemu-trace': { type: 'string' },
+    'postcopy-bandwidth': { type: 'string' },
     'dry-run': { type: 'boolean' },
     verbose: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -100,6 +104,7 @@ main(async () => {
   const warmup = intFlag('warmup', values.warmup, 0, 600) ?? 3;
   const finishTimeout = intFlag('finish-timeout', values['finish-timeout'], 5, 86_400);
   const qemuTrace = parseTracePatterns(values['qemu-trace']);
+  const postcopyMBs = intFlag('postcopy-bandwidth', values['postcopy-bandwidth'], 1, 1_000_000);
   const accelReq = parseAccel(values.accel ?? 'auto');
   const testbed = values.testbed ?? 'local';
   if (testbed !== 'local' && testbed !== 'nested') throw new UsageError(`unknown testbed "${testbed}"`, { why: 'the testbeds are local and nested', fix: 'use --testbed local or --testbed nested' });
@@ -115,6 +120,7 @@ main(async () => {
     warmupS: warmup,
     ...(finishTimeout === undefined ? {} : { finishTimeoutS: finishTimeout }),
     ...(qemuTrace.length ? { qemuTrace } : {}),
+    ...(postcopyMBs === undefined ? {} : { postcopyBandwidth: postcopyMBs * 1_000_000 }),
     qemu: qemuBinary(),
     guest: await ensureGuestImage(),
   };

@@ -150,6 +150,8 @@ export async function prepareMigration(run: Run, policy: MigrationPolicy, src: S
     await transportStep(run, transport, side, side.qmp.execute('migrate-set-capabilities', { capabilities: caps }));
     // The link, not QEMU's default rate limit, must be the bottleneck.
     await side.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 1024 * 1024 * 1024 });
+    // --postcopy-bandwidth: post-copy's background held back (the source forwards it to an RDMA pull).
+    if (side === src && run.ctx.postcopyBandwidth !== undefined) await side.qmp.execute('migrate-set-parameters', { 'max-postcopy-bandwidth': run.ctx.postcopyBandwidth });
     const own = side === src ? transport.parameters.source : transport.parameters.destination;
     if (Object.keys(own).length) await transportStep(run, transport, side, side.qmp.execute('migrate-set-parameters', own));
   }

@@ -33,6 +33,8 @@ export interface PrepareOptions {
   finishTimeoutS?: number;
   /** QEMU trace event patterns enabled in both QEMUs (see RunContext.qemuTrace). */
   qemuTrace?: readonly string[];
+  /** max-postcopy-bandwidth on every source, bytes/s (see RunContext.postcopyBandwidth). */
+  postcopyBandwidth?: number;
   qemu: string;
   guest: GuestImage;
 }
@@ -99,9 +101,10 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       host_mem_mib: host.mem_mib,
       testbed: o.testbed,
       qemu_build: await qemuProvenance(o.qemu, qemuVersion),
+      ...(o.postcopyBandwidth === undefined ? {} : { postcopy_bandwidth_bytes_s: o.postcopyBandwidth }),
       started_at: new Date().toISOString(),
     };
-    const ctx: RunContext = { qemu: o.qemu, accel: accel.accel, link: o.link, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend, outDir: o.out, warmupS: o.warmupS, port: 4444, ...(o.finishTimeoutS === undefined ? {} : { finishTimeoutS: o.finishTimeoutS }), ...(o.qemuTrace?.length ? { qemuTrace: o.qemuTrace } : {}) };
+    const ctx: RunContext = { qemu: o.qemu, accel: accel.accel, link: o.link, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend, outDir: o.out, warmupS: o.warmupS, port: 4444, ...(o.finishTimeoutS === undefined ? {} : { finishTimeoutS: o.finishTimeoutS }), ...(o.qemuTrace?.length ? { qemuTrace: o.qemuTrace } : {}), ...(o.postcopyBandwidth === undefined ? {} : { postcopyBandwidth: o.postcopyBandwidth }) };
     if (nested) {
       const bed = nested;
       env.kernel_version = bed.facts.a.kernel;

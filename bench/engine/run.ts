@@ -36,6 +36,8 @@ export interface RunContext {
   finishTimeoutS?: number;
   /** QEMU trace event patterns enabled in both QEMUs (--qemu-trace), for debugging. */
   qemuTrace?: readonly string[];
+  /** max-postcopy-bandwidth on every source, bytes/s (--postcopy-bandwidth; default unlimited). */
+  postcopyBandwidth?: number;
 }
 
 export interface RunHooks {

@@ -18,6 +18,7 @@ export function environmentTable(env: Environment): string {
     ['guest kernel', env.guest_kernel],
     ['testbed', env.testbed],
     ['link', env.link_desc],
+    ...(env.postcopy_bandwidth_bytes_s === undefined ? [] : [['post-copy bandwidth', `${(env.postcopy_bandwidth_bytes_s / 1e6).toFixed(1)} MB/s: max-postcopy-bandwidth on every source (--postcopy-bandwidth)`]]),
     ['host', `${env.host_cpus} CPUs, ${env.host_mem_mib} MiB`],
     ['started', env.started_at],
   ];

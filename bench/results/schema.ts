@@ -114,6 +114,7 @@ export const EnvironmentSchema = Type.Object({
     link_probes: Type.Optional(LinkProbesSchema),
   }, { description: 'the nested testbed: L1 hosts and the raw link between them, measured in the same invocation' })),
   qemu_build: Type.Optional(QemuBuildSchema),
+  postcopy_bandwidth_bytes_s: Type.Optional(Int("--postcopy-bandwidth: max-postcopy-bandwidth on every source, bytes/s (QEMU's background stream, and RDMA pull's background reads); absent: unlimited; version 3")),
   started_at: Str(),
 });
 export type Environment = Static<typeof EnvironmentSchema>;

@@ -8,9 +8,9 @@ import { faultsCell, formatBytes, formatMs, formatStat, formatUs, mdTable } from
 import { createCanvas, loadImage } from 'canvas';
 import type { ChartConfiguration } from 'chart.js';
 import { chartSpecs, renderChart, type ChartSpec } from '../../bench/report/charts.ts';
-import { writeReport } from '../../bench/report/report.ts';
+import { environmentTable, writeReport } from '../../bench/report/report.ts';
 import { baselineIndex, compareScenarios, summarize } from '../../bench/results/stats.ts';
-import { fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
+import { fixtureEnv, fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 
 test('human units', () => {
   assert.is(formatBytes(512), '512 B');
@@ -35,6 +35,11 @@ test('a run\'s post-copy faults: count, mean, and max with heca\'s QEMU only', (
   assert.is(faultsCell(fixtureRun(1)), '12, mean 900 µs, max 3.0 ms');
   assert.is(faultsCell(fixtureRun(1, { upstream: true })), '12, mean 900 µs');
   assert.is(faultsCell(fixtureRun(1, { noLatency: true })), '–');
+});
+
+test('the environment names a post-copy bandwidth limit when the invocation set one', () => {
+  assert.match(environmentTable(fixtureEnv({ postcopy_bandwidth_bytes_s: 2_000_000 })), '| post-copy bandwidth | 2.0 MB/s: max-postcopy-bandwidth on every source (--postcopy-bandwidth) |');
+  assert.not.match(environmentTable(fixtureEnv()), 'post-copy bandwidth');
 });
 
 test('tables escape pipes', () => {
