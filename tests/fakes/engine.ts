@@ -24,8 +24,8 @@ export interface Migrated {
   m: Migration | undefined;
   where: 'src' | 'dst' | undefined;
   error: unknown;
-  /** ms since migrate when the link was cut and restored. */
-  link: { cutAtMs?: number; restoredAtMs?: number };
+  /** ms since migrate (the engine's run.t0) when the link was cut and restored; restoredAt: Date.now() then. */
+  link: { cutAtMs?: number; restoredAtMs?: number; restoredAt?: number };
 }
 
 export async function migrateWithFake(sc: ScenarioParams, o: FakeOptions = {}, t: { finishTimeoutMs?: number; pauseMs?: number; resumeMs?: number; cutFails?: string } = {}): Promise<Migrated> {
@@ -47,7 +47,8 @@ export async function migrateWithFake(sc: ScenarioParams, o: FakeOptions = {}, t
       return { left: 0, downAt: Date.now() };
     },
     restoreLink: async () => {
-      r.link.restoredAtMs = Date.now() - run.t0;
+      r.link.restoredAt = Date.now();
+      r.link.restoredAtMs = r.link.restoredAt - run.t0;
     },
   };
   try {

@@ -56,8 +56,10 @@ export interface LoggedCommand {
   side: 'src' | 'dst';
   command: string;
   args: Record<string, unknown> | undefined;
-  /** ms since `migrate` (negative before it). */
+  /** ms since the fake received `migrate` (-1 before it). */
   atMs: number;
+  /** When, Date.now(): to compare with times the engine took on its own clock. */
+  at: number;
   /** Sent with exec-oob. */
   oob?: boolean;
 }
@@ -206,7 +208,8 @@ export class FakeMigration {
   }
 
   private command(side: 'src' | 'dst', cmd: string, args: Record<string, unknown> | undefined, oob = false): unknown {
-    this.log.push({ side, command: cmd, args, atMs: this.t0 ? Date.now() - this.t0 : -1, ...(oob ? { oob } : {}) });
+    const at = Date.now();
+    this.log.push({ side, command: cmd, args, atMs: this.t0 ? at - this.t0 : -1, at, ...(oob ? { oob } : {}) });
     switch (cmd) {
       case 'migrate-set-capabilities': {
         const caps = (args?.capabilities ?? []) as { capability: string; state: boolean }[];

@@ -159,7 +159,8 @@ test('fake QEMU: TCP + cut: both sides pause, link back after its time, migrate-
   assert.ok(r.paused_at_ms.source !== null && r.paused_at_ms.destination !== null);
   const recover = fake.log.find((c) => c.command === 'migrate-recover')!;
   assert.equal([recover.side, recover.oob, recover.args], ['dst', true, { uri: 'tcp:10.213.0.2:4445' }], 'out of band, on a new port');
-  assert.ok(recover.atMs >= link.restoredAtMs!, 'after the link is back');
+  // On one clock: the fake counts from when it received migrate, the engine from just before it sent it.
+  assert.ok(recover.at >= link.restoredAt!, 'after the link is back');
   const resume = fake.log.find((c) => c.command === 'migrate' && c.args?.resume === true)!;
   assert.equal([resume.side, resume.args], ['src', { uri: 'tcp:10.213.0.2:4445', resume: true }]);
   assert.ok(resume.atMs >= recover.atMs);
