@@ -20,7 +20,7 @@ import { localRunTestbed } from '../testbed/local/testbed.ts';
 import type { RunTestbed } from '../testbed/types.ts';
 import { mark, type Run } from './run.ts';
 import { saveRegisters, type Side } from './side.ts';
-import type { RdmaCounters } from '../testbed/nested/rxe.ts';
+import type { RdmaCounterPair } from '../testbed/nested/rxe.ts';
 
 /** Start the testbed and both QEMUs (recorded in `run` for the teardown), boot the guest, let it warm up. */
 export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: RunTestbed }> {
@@ -65,7 +65,7 @@ export interface Migration {
   /** The link's counters when `migrate` was issued. */
   wire0: { tx: number; rx: number };
   /** Each side's RDMA device counters then (a testbed with RDMA devices on the link). */
-  rdma0?: { src: RdmaCounters; dst: RdmaCounters };
+  rdma0?: RdmaCounterPair;
   /** The policy had the migration cancelled. */
   cancelled: boolean;
   /** What the scenario's transport set on both sides. */

@@ -18,7 +18,7 @@ import type { Migration } from './arrange.ts';
 import { cutAndRecover, type RecoveryTimeouts } from './fault.ts';
 import { mark } from './run.ts';
 import type { Side } from './side.ts';
-import type { RdmaCounters } from '../testbed/nested/rxe.ts';
+import type { RdmaCounterPair } from '../testbed/nested/rxe.ts';
 
 export const POLL_MS = 200;
 export const FINISH_TIMEOUT_MS = 10 * 60_000;
@@ -32,14 +32,14 @@ export interface Outcome {
   /** The link's counters when the source had finished. */
   wire: { tx: number; rx: number };
   /** The RDMA devices' counters then, when the testbed has them. */
-  rdma?: { src: RdmaCounters; dst: RdmaCounters };
+  rdma?: RdmaCounterPair;
 }
 
 /**
  * Both RDMA devices' counters, if the testbed has devices on the link; a
  * device that cannot be read costs the run its RDMA counters, nothing else.
  */
-async function rdmaCounters(m: Migration): Promise<{ src: RdmaCounters; dst: RdmaCounters } | undefined> {
+async function rdmaCounters(m: Migration): Promise<RdmaCounterPair | undefined> {
   if (!m.link.rdmaCounters) return undefined;
   try {
     return await m.link.rdmaCounters();

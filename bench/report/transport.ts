@@ -31,8 +31,13 @@ export function tcpCounterpart(scenarios: readonly ScenarioResult[], s: Scenario
  * its fields may still change: nothing else reads them.
  */
 export function readLatencyP50Us(r: RunRecord): number | null {
-  const d = (r.postcopy_rdma?.destination as { destination?: { 'read-latency-dist'?: unknown } } | undefined)?.destination?.['read-latency-dist'];
+  const d = pullMember(r)?.['read-latency-dist'];
   return Array.isArray(d) && d.every((x) => typeof x === 'number') ? distQuantileUs(d as number[], 0.5) : null;
+}
+
+/** The destination's postcopy-rdma `destination` object, as recorded (verbatim, so untyped). */
+function pullMember(r: RunRecord): Record<string, unknown> | undefined {
+  return (r.postcopy_rdma?.destination as { destination?: Record<string, unknown> } | undefined)?.destination;
 }
 
 const ratio = (a: number | null, b: number | null | undefined) => (a !== null && typeof b === 'number' && b > 0 ? a / b : null);
@@ -91,7 +96,7 @@ export function transportWarnings(result: BenchResult): string[] {
 
 /** A number from the destination's postcopy-rdma member (recorded verbatim: it may lack it). */
 function pullFigure(r: RunRecord, key: string): number | null {
-  const v = (r.postcopy_rdma?.destination as { destination?: Record<string, unknown> } | undefined)?.destination?.[key];
+  const v = pullMember(r)?.[key];
   return typeof v === 'number' ? v : null;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { Spawner, VmConfig } from '../guest/vm.ts';
 import type { CutDone } from './cut.ts';
-import type { RdmaCounters } from './nested/rxe.ts';
+import type { RdmaCounterPair } from './nested/rxe.ts';
 
 /** The two "hosts" of one run, as the engine uses them. */
 export interface RunTestbed {
@@ -21,7 +21,7 @@ export interface RunTestbed {
   /** Bytes on the link, as the source's end counts them. */
   wireBytes(): Promise<{ tx: number; rx: number }>;
   /** Each side's RDMA device counters (the nested testbed, where rxe0 runs on the link). */
-  rdmaCounters?(): Promise<{ src: RdmaCounters; dst: RdmaCounters }>;
+  rdmaCounters?(): Promise<RdmaCounterPair>;
   /**
    * A cut fault (cut.ts): every TCP connection over the link reset, the link
    * down on both ends.

@@ -116,6 +116,8 @@ export async function repairRxe(agent: AgentClient, opts: RxeOptions = {}): Prom
 
 /** An RDMA device's port counters (Soft-RoCE's hw_counters: sent_pkts, duplicate_request...). */
 export type RdmaCounters = Record<string, number>;
+/** Both ends' counters: the source's host and the destination's. */
+export type RdmaCounterPair = { src: RdmaCounters; dst: RdmaCounters };
 
 /**
  * The counters from `grep -r '' /sys/class/infiniband/DEV/ports/1/hw_counters`
