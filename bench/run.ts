@@ -3,7 +3,7 @@
  *                      [--link lan1g|lan10g|wan|unlimited] [--repeat N] [--out DIR]
  *                      [--accel auto|kvm|tcg] [--testbed local|nested] [--precopy-timeout S] [--warmup S]
  *                      [--finish-timeout S] [--postcopy-bandwidth MB/s] [--qemu-trace PATTERN[,PATTERN...]]
- *                      [--dry-run] [--verbose]
+ *                      [--variant NAME:DRIVER.PROP=VALUE[,...]] [--dry-run] [--verbose]
  *
  * Runs a source and a destination QEMU in two network namespaces joined by a
  * shaped veth, migrates the heca guest with each scenario (repeats
@@ -26,6 +26,7 @@ import { writeReport } from './report/report.ts';
 import { DEFAULT_SCENARIOS, listScenarios, TRANSPORTS } from './scenario/catalog.ts';
 import { parseFaults } from './scenario/faults.ts';
 import { parseTransports, refuseOnTestbed, refuseWithoutRxe, selectScenarios } from './scenario/select.ts';
+import { parseVariants } from './scenario/variants.ts';
 import { listWorkloads, makeWorkload } from './scenario/workloads.ts';
 import { checkMemory } from './testbed/host.ts';
 import { LINK_NAMES, parseLink } from './testbed/links.ts';
@@ -55,6 +56,10 @@ const usage = `  npx tsx bench/run.ts [options]
     --qemu-trace LIST  enable these QEMU trace events in both QEMUs (comma-separated -trace patterns,
                        e.g. postcopy_rdma_dst_verified to re-read and compare every page an RDMA pull
                        placed); their lines go to each run's qemu.log
+    --variant LIST     also run every scenario with these QEMU globals on both QEMUs, interleaved in the
+                       same repeats (comma-separated NAME:DRIVER.PROP=VALUE[:DRIVER.PROP=VALUE...]; the
+                       scenario becomes NAME+VARIANT), e.g. to measure an x- switch against the default:
+                       --variant nocap:migration.x-postcopy-rdma-bg-cap=off
     --dry-run          print what would run (testbed commands, QEMU command lines) and exit
     --verbose          echo every command and QMP message`;
 
@@ -76,6 +81,7 @@ main(async () => {
     'finish-timeout': { type: 'string' },
     'qemu-trace': { type: 'string' },
     'postcopy-bandwidth': { type: 'string' },
+    variant: { type: 'string' },
     'dry-run': { type: 'boolean' },
     verbose: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -94,6 +100,7 @@ main(async () => {
     precopyTimeoutS: precopyTimeout,
     transports: values.transport === undefined ? undefined : parseTransports(values.transport),
     faults: parseFaults(values.fault),
+    variants: parseVariants(values.variant),
   });
   const scenarios = selection.scenarios;
   for (const s of selection.skipped) info(`not run: ${s}`);

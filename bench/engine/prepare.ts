@@ -60,6 +60,7 @@ export function dryRunText(o: PrepareOptions, scenarios: ScenarioParams[], w: Wo
     '# source (in the src namespace)',
     showCommand(o.qemu, vmArgs({ ...cfg, name: 'heca-src', dir: join(o.out, 'logs', 'RUN', 'src') })),
     `# ${scenarios.length} scenario(s) × ${repeat} repeat(s): ${scenarios.map((s) => s.id).join(', ')}; link ${o.link}`,
+    ...scenarios.filter((s) => s.qemu_globals?.length).map((s) => `# ${s.name}: both QEMUs also get ${s.qemu_globals!.map((g) => `-global ${g}`).join(' ')}`),
     '',
   ].join('\n');
 }

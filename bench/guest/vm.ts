@@ -35,6 +35,8 @@ export interface VmConfig {
   tcp?: { listen: { host: string; qmpPort: number; ctlPort: number }; qmp: string; ctl: string };
   /** QEMU trace events to enable (-trace PATTERN each); their output goes to QEMU's log. */
   trace?: readonly string[];
+  /** DRIVER.PROPERTY=VALUE, each as -global (a scenario's variant). */
+  globals?: readonly string[];
 }
 
 /** Where heca connects to the QMP monitor and the control channel of this VM. */
@@ -72,6 +74,7 @@ export function vmArgs(c: VmConfig): string[] {
     ...firmwareDirs.filter((d) => existsSync(d)).flatMap((d) => ['-L', d]),
     ...(c.incoming ? ['-incoming', 'defer'] : []),
     ...(c.trace ?? []).flatMap((t) => ['-trace', t]),
+    ...(c.globals ?? []).flatMap((g) => ['-global', g]),
   ];
 }
 

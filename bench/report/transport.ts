@@ -18,10 +18,12 @@ function samePolicy(a: ScenarioParams, b: ScenarioParams): boolean {
   return key(a) === key(b);
 }
 
-/** The tcp scenario of the same policy in this result, if it ran. */
+/** The tcp scenario of the same policy in this result, if it ran: with the same QEMU globals (variant), else with none. */
 export function tcpCounterpart(scenarios: readonly ScenarioResult[], s: ScenarioResult): ScenarioResult | undefined {
   if ((s.scenario.transport ?? 'tcp') === 'tcp') return undefined;
-  return scenarios.find((x) => (x.scenario.transport ?? 'tcp') === 'tcp' && samePolicy(x.scenario, s.scenario));
+  const globals = (x: ScenarioResult) => JSON.stringify([...(x.scenario.qemu_globals ?? [])].sort());
+  const tcp = scenarios.filter((x) => (x.scenario.transport ?? 'tcp') === 'tcp' && samePolicy(x.scenario, s.scenario));
+  return tcp.find((x) => globals(x) === globals(s)) ?? tcp.find((x) => globals(x) === '[]');
 }
 
 /**

@@ -290,6 +290,7 @@ export const ScenarioParamsSchema = Type.Object({
   converge_timeout_s: Num('precopy: give up after this many seconds without convergence'),
   transport: Type.Optional(TransportSchema),
   faults: Type.Optional(Type.Array(FaultSpecSchema, { description: 'faults injected during the run (version 2); absent: none' })),
+  qemu_globals: Type.Optional(Type.Array(Str(), { description: 'DRIVER.PROPERTY=VALUE given to both QEMUs as -global (--variant, version 3); absent: none' })),
   description: Str(),
 });
 export type ScenarioParams = Static<typeof ScenarioParamsSchema>;

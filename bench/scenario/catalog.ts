@@ -43,6 +43,8 @@ export interface ScenarioSpec {
   transport?: Transport;
   /** Faults injected during the run (default none). */
   faults?: FaultSpec[];
+  /** QEMU -global DRIVER.PROPERTY=VALUE for both QEMUs (variants.ts; default none). */
+  qemu_globals?: string[];
 }
 
 /** The policy part of the id. */
@@ -59,11 +61,16 @@ function policyId(s: ScenarioSpec): string {
   }
 }
 
-/** The id from every dimension: policy, then the transport unless TCP, then each fault. */
+/** The id's part for QEMU globals: `-global-migration.x-foo=1`, in a fixed order. */
+export function globalsId(globals: readonly string[] | undefined): string {
+  return [...(globals ?? [])].sort().map((g) => `-global-${g}`).join('');
+}
+
+/** The id from every dimension: policy, then the transport unless TCP, then each fault, then QEMU globals. */
 export function scenarioId(s: ScenarioSpec): string {
   const transport = s.transport && s.transport !== 'tcp' ? `-${s.transport}` : '';
   const faults = (s.faults ?? []).map((f) => `-fault-${faultText(f)}`).join('');
-  return `${policyId(s)}${transport}${faults}`;
+  return `${policyId(s)}${transport}${faults}${globalsId(s.qemu_globals)}`;
 }
 
 /** What a pre-copy phase that converges ends in, for the report. */

@@ -7,11 +7,14 @@
  *     → full, full-rdma, hybrid10, hybrid10-rdma   (policy by policy)
  *   --fault cut@postcopy+2s:3s
  *     → full-cut, full-rdma-cut, ...               (ids: ...-fault-cut@postcopy+2s:3s)
+ *   --variant nocap:migration.x-postcopy-rdma-bg-cap=off
+ *     → full-rdma, full-rdma+nocap, ...            (ids: ...-global-migration.x-postcopy-rdma-bg-cap=off)
  */
 import { UsageError } from '../../tools/core/cli.ts';
 import { HecaError } from '../../tools/core/errors.ts';
 import type { FaultSpec, ScenarioParams, Transport } from '../results/schema.ts';
 import { parseScenarios, TRANSPORTS, transportMismatch, withFaults, withTransport } from './catalog.ts';
+import { crossVariants, type Variant } from './variants.ts';
 
 /** `tcp,rdma` → the transports, each once; unknown ones list those that exist. */
 export function parseTransports(arg: string): Transport[] {
@@ -36,9 +39,10 @@ export interface Selection {
 /**
  * The scenarios of --scenario (names of the catalog), each over each of
  * `transports` when given (then the names must be policies: `full`, not
- * `full-rdma`), each with `faults` injected.
+ * `full-rdma`), each with `faults` injected, each as it is and then with
+ * each of `variants` (QEMU globals).
  */
-export function selectScenarios(arg: string, o: { transports?: Transport[]; faults?: FaultSpec[]; precopyTimeoutS?: number } = {}): Selection {
+export function selectScenarios(arg: string, o: { transports?: Transport[]; faults?: FaultSpec[]; variants?: Variant[]; precopyTimeoutS?: number } = {}): Selection {
   const named = parseScenarios(arg, o.precopyTimeoutS);
   const skipped: string[] = [];
   let crossed = named;
@@ -65,7 +69,7 @@ export function selectScenarios(arg: string, o: { transports?: Transport[]; faul
       throw new UsageError(`the fault ${needsPostcopy.kind}@postcopy cannot be injected into scenario "${s.name}"`, { why: 'pre-copy never starts post-copy, so the fault would never be due', fix: 'drop the scenario, or time the fault from the migrate command (cut@migrate+Ns:Ds)' });
     }
   }
-  return { scenarios: crossed.map((s) => withFaults(s, faults)), skipped };
+  return { scenarios: crossVariants(crossed.map((s) => withFaults(s, faults)), o.variants ?? []), skipped };
 }
 
 /** Why this testbed cannot run the transport, or undefined when it can. */
