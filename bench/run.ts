@@ -3,7 +3,7 @@
  *                      [--link lan1g|lan10g|wan|unlimited] [--repeat N] [--out DIR]
  *                      [--accel auto|kvm|tcg] [--testbed local|nested] [--precopy-timeout S] [--warmup S]
  *                      [--finish-timeout S] [--postcopy-bandwidth MB/s] [--qemu-trace PATTERN[,PATTERN...]]
- *                      [--variant NAME:DRIVER.PROP=VALUE[,...]] [--dry-run] [--verbose]
+ *                      [--variant NAME[@TRANSPORT]:DRIVER.PROP=VALUE[,...]] [--dry-run] [--verbose]
  *
  * Runs a source and a destination QEMU in two network namespaces joined by a
  * shaped veth, migrates the heca guest with each scenario (repeats
@@ -57,9 +57,9 @@ const usage = `  npx tsx bench/run.ts [options]
                        e.g. postcopy_rdma_dst_verified to re-read and compare every page an RDMA pull
                        placed); their lines go to each run's qemu.log
     --variant LIST     also run every scenario with these QEMU globals on both QEMUs, interleaved in the
-                       same repeats (comma-separated NAME:DRIVER.PROP=VALUE[:DRIVER.PROP=VALUE...]; the
-                       scenario becomes NAME+VARIANT), e.g. to measure an x- switch against the default:
-                       --variant nocap:migration.x-postcopy-rdma-bg-cap=off
+                       same repeats (comma-separated NAME[@TRANSPORT]:DRIVER.PROP=VALUE[:DRIVER.PROP=VALUE...];
+                       the scenario becomes NAME+VARIANT; @TRANSPORT: only the scenarios over it), e.g. to
+                       measure an x- switch against the default: --variant nocap@rdma:migration.x-postcopy-rdma-bg-cap=off
     --dry-run          print what would run (testbed commands, QEMU command lines) and exit
     --verbose          echo every command and QMP message`;
 

@@ -21,16 +21,18 @@ test('a variant is NAME:GLOBAL[:GLOBAL...], several comma-separated', () => {
   assert.equal(parseVariant(`floor64k:${FLOOR}`), { name: 'floor64k', globals: [FLOOR] });
   assert.equal(parseVariant(`both:${FLOOR}:${NOCAP}`), { name: 'both', globals: [FLOOR, NOCAP] });
   assert.equal(parseVariants(` a:${FLOOR}, b:${NOCAP} `).map((v) => v.name), ['a', 'b']);
+  assert.equal(parseVariant(`nocap@rdma:${NOCAP}`), { name: 'nocap', globals: [NOCAP], transport: 'rdma' });
   assert.equal(parseVariants(undefined), []);
   assert.equal(parseVariants(''), []);
 });
 
 test('bad variants are refused, saying the form', () => {
-  for (const bad of ['floor64k', 'Floor:migration.x=1', 'a b:migration.x=1', `:${FLOOR}`, 'v:migration=1', 'v:migration.x=', 'v:migration.x=a b', `v:${FLOOR}:${FLOOR}`]) {
+  for (const bad of ['floor64k', 'Floor:migration.x=1', `v@udp:${FLOOR}`, `v@rdma@tcp:${FLOOR}`, `@rdma:${FLOOR}`, 'a b:migration.x=1', `:${FLOOR}`, 'v:migration=1', 'v:migration.x=', 'v:migration.x=a b', `v:${FLOOR}:${FLOOR}`]) {
     const e = errorOf(() => parseVariant(bad));
     assert.instance(e, UsageError, bad);
   }
   assert.match(String(errorOf(() => parseVariant('floor64k'))), 'sets nothing');
+  assert.match((errorOf(() => parseVariant(`v@udp:${FLOOR}`)) as UsageError).why, 'not a transport');
   assert.match(String(errorOf(() => parseVariants(`a:${FLOOR},a:${NOCAP}`))), 'given twice');
 });
 
@@ -50,6 +52,9 @@ test('each scenario runs as it is, then with each variant; the globals are part 
   const base = byName.get('full-rdma')!;
   assert.is(withVariant(base, parseVariant(`x:${FLOOR}:${NOCAP}`)).id, withVariant(base, parseVariant(`y:${NOCAP}:${FLOOR}`)).id);
   assert.is.not(withVariant(base, parseVariant(`x:${FLOOR}`)).id, withVariant(base, parseVariant(`x:${NOCAP}`)).id);
+  // NAME@TRANSPORT: only the scenarios over that transport get the variant.
+  const only = selectScenarios('full', { transports: ['tcp', 'preempt', 'rdma'], variants: parseVariants(`nocap@rdma:${NOCAP},floor64k:${FLOOR}`) }).scenarios;
+  assert.equal(only.map((s) => s.name), ['full', 'full+floor64k', 'full-preempt', 'full-preempt+floor64k', 'full-rdma', 'full-rdma+nocap', 'full-rdma+floor64k']);
   // Faults and variants together: faults first in the name, as in the id.
   const cut = selectScenarios('full', { transports: ['rdma'], faults: [{ kind: 'cut', after: 'postcopy', at_s: 2, duration_s: 3 }], variants: parseVariants(`nocap:${NOCAP}`) }).scenarios;
   assert.equal(cut.map((s) => s.name), ['full-rdma-cut', 'full-rdma-cut+nocap']);
