@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { HecaError } from '../../tools/core/errors.ts';
 import { probe, showCommand } from '../../tools/core/exec.ts';
 import { info } from '../../tools/core/log.ts';
+import { l1HostQemu } from '../../tools/core/paths.ts';
 import { guestAppend, type GuestImage } from '../guest/image.ts';
 import { vmArgs } from '../guest/vm.ts';
 import type { Environment, LinkProfileName, ScenarioParams, WorkloadParams } from '../results/schema.ts';
@@ -112,6 +113,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       env.nested = {
         l1_accel: `${bed.accel.accel} (${bed.accel.reason})`,
         l1_kernel: bed.facts.a.kernel,
+        l1_qemu: `${(await probe(l1HostQemu(), ['--version'])).split('\n')[0] ?? 'unknown'} (${l1HostQemu()})`,
         up_ms: bed.upMs,
         hosts: [bed.facts.a, bed.facts.b].map((h) => ({ name: h.name, boot_ms: h.boot_ms, boot_hangs: h.boot_hangs.length, nested_kvm: h.nested_kvm, nested_kvm_detail: h.nested_kvm_detail, rxe_state: h.rxe.state })),
       };

@@ -25,7 +25,7 @@ export function environmentTable(env: Environment): string {
   const n = env.nested;
   if (n) {
     rows.splice(2, 1, ['L1 host kernel', env.kernel_version]);
-    rows.push(['L1 hosts', `${n.hosts.map((h) => `${h.name} up in ${(h.boot_ms / 1000).toFixed(1)} s${h.boot_hangs ? ` (after ${h.boot_hangs} failed boot${h.boot_hangs > 1 ? 's' : ''}: hung or QEMU crashed)` : ''}, nested KVM ${h.nested_kvm ? 'yes' : 'no'} (${h.nested_kvm_detail}), rxe0 ${h.rxe_state}`).join('; ')}; L1 under ${n.l1_accel}`]);
+    rows.push(['L1 hosts', `${n.hosts.map((h) => `${h.name} up in ${(h.boot_ms / 1000).toFixed(1)} s${h.boot_hangs ? ` (after ${h.boot_hangs} failed boot${h.boot_hangs > 1 ? 's' : ''}: hung or QEMU crashed)` : ''}, nested KVM ${h.nested_kvm ? 'yes' : 'no'} (${h.nested_kvm_detail}), rxe0 ${h.rxe_state}`).join('; ')}; L1 under ${n.l1_accel}${n.l1_qemu ? `, run by ${n.l1_qemu}` : ''}`]);
     const p = n.link_probes;
     if (p) {
       rows.push(['link probes (A → B)', `RDMA READ 4 KiB over rxe: typical ${p.ib_read_lat.t_typical_us} µs, p99 ${p.ib_read_lat.p99_us} µs, ` +

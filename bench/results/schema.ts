@@ -102,6 +102,7 @@ export const EnvironmentSchema = Type.Object({
   nested: Type.Optional(Type.Object({
     l1_accel: Str(),
     l1_kernel: Str(),
+    l1_qemu: Type.Optional(Str('the QEMU running the L1 hosts at L0 (HECA_L1_QEMU, else the QEMU under test): its --version line and path (version 3)')),
     up_ms: Num(),
     hosts: Type.Array(Type.Object({
       name: Str(),

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { firmwareDirs, qemuBinary } from '../../tools/core/paths.ts';
+import { firmwareDirs, l1HostQemu, qemuBinary } from '../../tools/core/paths.ts';
 import { pollUntil } from '../../tools/core/poll.ts';
 import { chooseL1Accel, freePorts } from '../../bench/testbed/host.ts';
 import { L1Host } from '../../bench/testbed/nested/l1-host.ts';
@@ -45,7 +45,7 @@ test('an L1 host boots on the heca kernel', async () => {
   mkdirSync(shared, { recursive: true });
   const [lp, rp] = await freePorts('udp', 2);
   const [f1, f2] = await freePorts('tcp', 2);
-  host = await L1Host.bootRetrying(qemuBinary(), {
+  host = await L1Host.bootRetrying(l1HostQemu(), {
     name: 'heca-kcheck-a', dir, kernel: l1KernelPath(), accel: chooseL1Accel().accel, memMib: 1024, cpus: 2,
     link: { mac: '52:54:00:4e:00:21', addr: `${ADDR}/24`, localPort: lp!, remotePort: rp! },
     sharedDir: shared,

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HecaError } from '../../tools/core/errors.ts';
-import { qemuBinary } from '../../tools/core/paths.ts';
+import { l1HostQemu, qemuBinary } from '../../tools/core/paths.ts';
 import { runOnce, type RunContext } from '../../bench/engine/run-once.ts';
 import { ensureGuestImage, guestAppend } from '../../bench/guest/image.ts';
 import { AgentError } from '../../bench/testbed/nested/l1-agent.ts';
@@ -61,7 +61,7 @@ test('a host that cannot boot fails with its console tail, and its QEMU is gone'
   mkdirSync(d, { recursive: true });
   const t0 = Date.now();
   try {
-    await L1Host.boot(qemuBinary(), {
+    await L1Host.boot(l1HostQemu(), {
       name: 'heca-badinit-a', dir: d, kernel: l1KernelPath(), accel: 'tcg', memMib: 512, cpus: 1,
       link: { mac: '52:54:00:4e:00:09', addr: '10.214.9.1/24', localPort: 40999, remotePort: 40998 },
       sharedDir: d, repo: join(dir, 'no-such-checkout'),
@@ -82,7 +82,7 @@ test('a host that hangs at boot is booted again, then given up with every consol
   const d = join(dir, 'hang');
   mkdirSync(d, { recursive: true });
   try {
-    await L1Host.bootRetrying(qemuBinary(), {
+    await L1Host.bootRetrying(l1HostQemu(), {
       name: 'heca-hang-a', dir: d, kernel: l1KernelPath(), accel: 'tcg', memMib: 512, cpus: 1,
       link: { mac: '52:54:00:4e:00:0a', addr: '10.214.9.2/24', localPort: 40997, remotePort: 40996 },
       sharedDir: d,
@@ -119,7 +119,7 @@ test('a host whose QEMU dies at boot is booted again; the crash is on record', a
       } else await sleep(50);
     }
   })();
-  const h = await L1Host.bootRetrying(qemuBinary(), {
+  const h = await L1Host.bootRetrying(l1HostQemu(), {
     name: 'heca-crash-a', dir: d, kernel: l1KernelPath(), accel: 'tcg', memMib: 1024, cpus: 1,
     link: { mac: '52:54:00:4e:00:0b', addr: '10.214.9.3/24', localPort: 40995, remotePort: 40994 },
     sharedDir: d,

@@ -27,7 +27,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HecaError, tail } from '../../tools/core/errors.ts';
 import { run } from '../../tools/core/exec.ts';
-import { qemuBinary, repoRoot } from '../../tools/core/paths.ts';
+import { l1HostQemu, qemuBinary, repoRoot } from '../../tools/core/paths.ts';
 import { qemuBuildTree, qtestWrapperPath, tapProblems, writeQtestWrapper } from '../../tools/build/qtest.ts';
 import { chooseL1Accel, freePorts, HOST_RESERVE_MIB, memAvailableMib, QEMU_OVERHEAD_MIB } from '../../bench/testbed/host.ts';
 import { deathReport, L1_TMPFS_DIRS, L1Host } from '../../bench/testbed/nested/l1-host.ts';
@@ -155,7 +155,7 @@ async function bootHost(): Promise<void> {
   const n = hostsBooted++;
   const dir = n ? join(workDir().dir, `host${n}`) : workDir().dir;
   mkdirSync(dir, { recursive: true });
-  host = await L1Host.bootRetrying(qemuBinary(), {
+  host = await L1Host.bootRetrying(l1HostQemu(), {
     name: 'heca-rdmaqt-a', dir, kernel: l1KernelPath(), accel, memMib: MEM_MIB, cpus: 2,
     link: { mac: '52:54:00:4e:00:31', addr: `${ADDR}/24`, localPort: lp!, remotePort: rp! },
     sharedDir: workDir().shared,

@@ -51,3 +51,18 @@ export function qemuBinary(): string {
   }
   return bin;
 }
+
+/**
+ * The QEMU that runs the nested testbed's L1 hosts (their hypervisor, at
+ * L0): $HECA_L1_QEMU if set, else qemuBinary(). The QEMU under test is the
+ * one inside them; the L1 hosts are infrastructure, and running them on
+ * another QEMU (Debian's, another TCG) tells that QEMU's bugs from ours.
+ */
+export function l1HostQemu(): string {
+  const env = process.env.HECA_L1_QEMU;
+  if (env) {
+    if (!existsSync(env)) throw new HecaError(`HECA_L1_QEMU=${env} does not exist`, { why: 'the variable names no file', fix: 'unset HECA_L1_QEMU or point it at a qemu-system-x86_64 (e.g. /usr/bin/qemu-system-x86_64 from Debian\'s qemu-system-x86)' });
+    return env;
+  }
+  return qemuBinary();
+}

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { pollUntil } from '../../../tools/core/poll.ts';
 import { HecaError } from '../../../tools/core/errors.ts';
 import { info, warn } from '../../../tools/core/log.ts';
-import { buildDir, qemuBinary } from '../../../tools/core/paths.ts';
+import { buildDir, l1HostQemu } from '../../../tools/core/paths.ts';
 import { chooseL1Accel, freePorts } from '../host.ts';
 import { LEASE_ID_RE, reapStale, takeLease, type Lease, type LeaseBook } from '../lease.ts';
 import type { Spawned } from '../../../tools/core/exec.ts';
@@ -120,7 +120,7 @@ export class NestedTestbed {
     if (!existsSync(kernel)) {
       throw new HecaError('the L1 host kernel is not built', { why: `${kernel} does not exist`, fix: 'build it with: npx tsx tools/build.ts --kernel   (cold: about 11 min of CPU time, under 6 min on two idle cores)' });
     }
-    const qemu = qemuBinary();
+    const qemu = l1HostQemu();
     const id = opts.id ?? randomBytes(4).toString('hex').slice(0, 7);
     if (!LEASE_ID_RE.test(id)) throw new HecaError(`bad testbed id ${id}`, { why: 'ids are 1-12 lower-case letters or digits' });
     await NestedTestbed.cleanupStale();
