@@ -49,10 +49,14 @@ const RDMA_PATH = '/postcopy/rdma/';
  * the L1 host died under them in 6 of about 16 runs (a silent reset or a
  * kernel oops, memory corrupted; KASAN catches no culprit), against about
  * 1 in 25 runs of the other paths at the time (a later make test lost two
- * hosts under rdma/immediate). Root cause unknown (issue #12).
+ * hosts under rdma/immediate). Root cause unknown (issue #12). rdma/recover
+ * runs again: on 2026-11-27 it passed 6 of 6 times in L1 hosts run by
+ * heca's QEMU and 4 of 5 under Debian's 7.2 (one L2 guest never booted),
+ * no host lost; the other two stay held back until they have such a
+ * record.
  */
 const RECOVERY_WHY = 'the L1 host died under the recovery paths in 6 of ~16 runs, cause unknown (#12)';
-const HELD_BACK: { path: string; why: string }[] = ['/rdma/recover', '/rdma/recover-dst-pause', '/rdma/recover-fallback'].map((path) => ({ path, why: RECOVERY_WHY }));
+const HELD_BACK: { path: string; why: string }[] = ['/rdma/recover-dst-pause', '/rdma/recover-fallback'].map((path) => ({ path, why: RECOVERY_WHY }));
 const ADDR = '10.214.8.1';
 const MEM_MIB = 3072;
 /** Per program; a qtest path takes 1-2 min in a TCG L1 (the design's estimate), a hung one is cut here. */
