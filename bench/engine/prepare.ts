@@ -108,12 +108,13 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
     };
     const ctx: RunContext = { qemu: o.qemu, accel: accel.accel, link: o.link, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend, outDir: o.out, warmupS: o.warmupS, port: 4444, ...(o.finishTimeoutS === undefined ? {} : { finishTimeoutS: o.finishTimeoutS }), ...(o.qemuTrace?.length ? { qemuTrace: o.qemuTrace } : {}), ...(o.postcopyBandwidth === undefined ? {} : { postcopyBandwidth: o.postcopyBandwidth }) };
     if (nested) {
+      const l1Qemu = l1HostQemu();
       const bed = nested;
       env.kernel_version = bed.facts.a.kernel;
       env.nested = {
         l1_accel: `${bed.accel.accel} (${bed.accel.reason})`,
         l1_kernel: bed.facts.a.kernel,
-        l1_qemu: `${(await probe(l1HostQemu(), ['--version'])).split('\n')[0] ?? 'unknown'} (${l1HostQemu()})`,
+        l1_qemu: `${l1Qemu === o.qemu ? qemuVersion : (await probe(l1Qemu, ['--version'])).split('\n')[0] ?? 'unknown'} (${l1Qemu})`,
         up_ms: bed.upMs,
         hosts: [bed.facts.a, bed.facts.b].map((h) => ({ name: h.name, boot_ms: h.boot_ms, boot_hangs: h.boot_hangs.length, nested_kvm: h.nested_kvm, nested_kvm_detail: h.nested_kvm_detail, rxe_state: h.rxe.state })),
       };

@@ -10,6 +10,7 @@
  */
 import type { BenchResult, RunRecord, ScenarioParams, ScenarioResult } from '../results/schema.ts';
 import { distQuantileUs, faultLatencyP50Us } from '../results/stats.ts';
+import { globalsId } from '../scenario/catalog.ts';
 import { formatBytes, formatMs, formatRatio, formatUs, mdTable } from './format.ts';
 
 /** The same experiment but over tcp: same policy, parameters and faults. */
@@ -21,9 +22,9 @@ function samePolicy(a: ScenarioParams, b: ScenarioParams): boolean {
 /** The tcp scenario of the same policy in this result, if it ran: with the same QEMU globals (variant), else with none. */
 export function tcpCounterpart(scenarios: readonly ScenarioResult[], s: ScenarioResult): ScenarioResult | undefined {
   if ((s.scenario.transport ?? 'tcp') === 'tcp') return undefined;
-  const globals = (x: ScenarioResult) => JSON.stringify([...(x.scenario.qemu_globals ?? [])].sort());
+  const globals = (x: ScenarioResult) => globalsId(x.scenario.qemu_globals);
   const tcp = scenarios.filter((x) => (x.scenario.transport ?? 'tcp') === 'tcp' && samePolicy(x.scenario, s.scenario));
-  return tcp.find((x) => globals(x) === globals(s)) ?? tcp.find((x) => globals(x) === '[]');
+  return tcp.find((x) => globals(x) === globals(s)) ?? tcp.find((x) => globals(x) === '');
 }
 
 /**
