@@ -13,16 +13,17 @@
  *   verify    (verify.ts)   the integrity check where the guest now runs
  *   teardown  (here)        the guest's timeline, logs, QEMUs and testbed gone
  */
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HecaError } from '../../tools/core/errors.ts';
-import { debug } from '../../tools/core/log.ts';
+import { debug, info } from '../../tools/core/log.ts';
 import type { RunRecord, ScenarioParams, WorkloadParams } from '../results/schema.ts';
 import { policyFor } from '../scenario/policy.ts';
 import { onCleanup } from '../testbed/cleanup.ts';
-import { prepareMigration, startHosts } from './arrange.ts';
+import { type Migration, prepareMigration, startHosts } from './arrange.ts';
 import { collect, collectTimeline, failIfNotInjected } from './collect.ts';
 import { observe, startMigration } from './observe.ts';
+import { postMortem } from './postmortem.ts';
 import { newRun, type Run, type RunContext } from './run.ts';
 import { saveRegisters, sideOf } from './side.ts';
 import { verify } from './verify.ts';
@@ -32,17 +33,23 @@ export type { RunContext, RunHooks } from './run.ts';
 export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadParams, repeat: number): Promise<RunRecord> {
   const run = newRun(ctx, sc, w, repeat);
   const unregister = onCleanup(() => teardown(run));
+  // Where the guest failed after running on the destination (a reset, a hang, bad pages): a post-mortem.
+  let m: Migration | undefined;
+  let where: 'src' | 'dst' | undefined;
   try {
     const { src, dst, bed } = await startHosts(run);
-    const m = await prepareMigration(run, policyFor(sc), sideOf(src, 'source'), sideOf(dst, 'destination'), bed);
+    m = await prepareMigration(run, policyFor(sc), sideOf(src, 'source'), sideOf(dst, 'destination'), bed);
     await startMigration(m);
     await ctx.hooks?.migrating?.(src, dst);
     const outcome = await observe(m, ctx.finishTimeoutS === undefined ? {} : { finishTimeoutMs: ctx.finishTimeoutS * 1000 });
-    const where = await collect(m, outcome);
+    where = await collect(m, outcome);
     await verify(m, where === 'dst' ? dst : src, where, ctx.hooks);
+    if (where === 'dst' && run.rec.status === 'failed') await postMortemOf(run);
     failIfNotInjected(run.rec);
   } catch (e) {
     await recordFailure(run, e);
+    const dstFailed = where === 'dst' || (m?.reset?.includes('on the destination') === true && m.events.resumeUs !== undefined);
+    if (dstFailed) await postMortemOf(run);
   } finally {
     collectTimeline(run.rec, [{ side: 'src', messages: run.src?.channel.messages ?? [] }, { side: 'dst', messages: run.dst?.channel.messages ?? [] }], run.t0);
     writeFileSync(join(run.logs, 'guest-src.jsonl'), (run.src?.channel.messages ?? []).map((m) => JSON.stringify(m)).join('\n'));
@@ -90,6 +97,25 @@ async function recordFailure(run: Run, e: unknown): Promise<void> {
     threads.push(st);
   }
   writeFileSync(join(run.logs, 'error.txt'), `${rec.reason}${details}\n${[...cpus, ...threads].map((l) => `${l}\n`).join('')}`);
+}
+
+/**
+ * Both guests' RAM compared page by page (postmortem.ts): the result goes into
+ * the run's reason and logs/<run>/postmortem.json. Never throws.
+ */
+async function postMortemOf(run: Run): Promise<void> {
+  if (!run.src || !run.dst) return;
+  info(`  ${run.label}: post-mortem: saving both guests' RAM to compare it page by page`);
+  const seed = Number(/\bheca\.seed=(\d+)/.exec(run.ctx.append(run.w))?.[1] ?? 1);
+  let said: string;
+  try {
+    said = await postMortem(run.src, run.dst, run.w.mem_mib, seed, run.logs);
+  } catch (e) {
+    said = `not done: ${(e as Error).message}`;
+  }
+  info(`  ${run.label}: post-mortem: ${said}`);
+  run.rec.reason = `${run.rec.reason ?? 'failed'}; post-mortem: ${said}`;
+  appendFileSync(join(run.logs, 'error.txt'), `post-mortem: ${said}\n`);
 }
 
 /** Phase 6: both QEMUs stopped, the testbed destroyed, RAM files removed. Safe to call twice. */

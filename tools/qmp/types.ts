@@ -157,6 +157,8 @@ export interface QmpCommands {
   quit: { args: undefined; ret: Record<string, never> };
   system_reset: { args: undefined; ret: Record<string, never> };
   'human-monitor-command': { args: { 'command-line': string; 'cpu-index'?: number }; ret: string };
+  /** Guest-physical memory [val, val+size) written to `filename` (a path for that QEMU's host). */
+  pmemsave: { args: { val: number; size: number; filename: string; 'cpu-index'?: number }; ret: Record<string, never> };
   'query-cpus-fast': { args: undefined; ret: { 'cpu-index': number; 'thread-id': number; target: string }[] };
 }
 
