@@ -19,7 +19,7 @@ import { missingTransportFeature, transportSetup, type TransportSetup } from '..
 import { localRunTestbed } from '../testbed/local/testbed.ts';
 import type { RunTestbed } from '../testbed/types.ts';
 import { mark, type Run } from './run.ts';
-import { saveRegisters, type Side } from './side.ts';
+import { saveRegisters, sideOf, type Side } from './side.ts';
 import type { RdmaCounterPair } from '../testbed/nested/rxe.ts';
 
 /** Start the testbed and both QEMUs (recorded in `run` for the teardown), boot the guest, let it warm up. */
@@ -37,9 +37,29 @@ export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: Run
   const src = await Vm.start(ctx.qemu, srcCfg, bed.spawn('src'));
   run.src = src;
   info(`  ${run.label}: booting the guest (${w.mem_mib} MiB, ${w.name})`);
-  const ready = await src.guard(src.channel.waitFor('ready', { timeoutMs: 180_000 }), 'guest boot');
-  debug(`guest ready: ${JSON.stringify(ready)}`);
-  await src.guard(sleep(ctx.warmupS * 1000), 'warm-up');
+  // A reset before `migrate` (-action reboot=shutdown,shutdown=pause freezes
+  // the guest) is said as such: it involves no migration at all.
+  let offs: Array<() => void> = [];
+  const resetAtBoot = new Promise<never>((_, rej) => {
+    const seen = (e: QmpEvent): void => {
+      const d = e.data as { reason?: string } | undefined;
+      if (e.event === 'SHUTDOWN' && (d?.reason === 'host-qmp-quit' || d?.reason === 'host-signal')) return;
+      const file = join(logs, 'src', 'registers.txt');
+      void saveRegisters(sideOf(src, 'source'), file).then((regs) => rej(new HecaError(
+        `the guest was reset or powered off on the source before migrate (${e.event}, reason: ${d?.reason ?? 'unknown'})${regs ? `; CPU then: ${regs}` : ''}`,
+        { why: 'no migration was involved: the guest failed while it booted or stamped its arena', fix: `see the console log and registers in ${join(logs, 'src')}` })));
+    };
+    offs = [src.qmp.on('RESET', seen), src.qmp.on('SHUTDOWN', seen)];
+  });
+  resetAtBoot.catch(() => undefined);
+  try {
+    await ctx.hooks?.booting?.(src);
+    const ready = await src.guard(Promise.race([src.channel.waitFor('ready', { timeoutMs: 180_000 }), resetAtBoot]), 'guest boot');
+    debug(`guest ready: ${JSON.stringify(ready)}`);
+    await src.guard(Promise.race([sleep(ctx.warmupS * 1000), resetAtBoot]), 'warm-up');
+  } finally {
+    for (const off of offs) off();
+  }
   return { src, dst, bed };
 }
 

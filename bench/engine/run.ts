@@ -41,6 +41,8 @@ export interface RunContext {
 }
 
 export interface RunHooks {
+  /** Once the source QEMU has started, while its guest boots. */
+  booting?: (src: Vm) => Promise<void> | void;
   /** Right after `migrate` was accepted (and, for post-copy, the switch was asked for). */
   migrating?: (src: Vm, dst: Vm) => Promise<void> | void;
   /** After the migration ended, before the integrity check, on the VM that runs the guest. */

@@ -10,6 +10,7 @@
  */
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -181,6 +182,23 @@ test('a guest reset on the destination after migration fails the run at once, na
   // The post-mortem: nothing stale, lost or torn after a post-copy that placed every page.
   assert.match(rec.reason ?? '', /post-mortem: \d+ of 65536 pages differ; of the \d+ arena pages: 0 stale, 0 lost, 0 torn;/);
   assert.ok(Date.now() - t0 < 90_000, 'no wait for a check reply that cannot come');
+});
+
+test('a guest reset while it boots fails the run at once, saying no migration was involved', async () => {
+  const t0 = Date.now();
+  const rec = await migrate('postcopy', 'light', {
+    hooks: {
+      booting: async (src) => {
+        await sleep(1500); // the guest's ready takes longer under TCG
+        await src.qmp.execute('system_reset');
+      },
+    },
+  });
+  assert.is(rec.status, 'failed');
+  assert.match(rec.reason ?? '', 'the guest was reset or powered off on the source before migrate (SHUTDOWN, reason: host-qmp-system-reset); CPU then: ');
+  assert.match(rec.reason ?? '', 'no migration was involved');
+  assert.ok(!rec.phases.some((p) => p.name === 'migrate'), 'no migrate issued');
+  assert.ok(Date.now() - t0 < 60_000, 'no wait for a ready message that cannot come');
 });
 
 test('a destination QEMU killed mid-migration fails the run and leaves nothing behind', async () => {
