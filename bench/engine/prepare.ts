@@ -4,11 +4,11 @@
  * removed; the nested one booted, checked and its link measured), the
  * accelerator, and the environment every result records.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HecaError } from '../../tools/core/errors.ts';
 import { probe, showCommand } from '../../tools/core/exec.ts';
-import { info } from '../../tools/core/log.ts';
+import { info, warn } from '../../tools/core/log.ts';
 import { l1HostQemu } from '../../tools/core/paths.ts';
 import { guestAppend, type GuestImage } from '../guest/image.ts';
 import { vmArgs } from '../guest/vm.ts';
@@ -18,7 +18,7 @@ import { hostFacts, requireRoot } from '../testbed/host.ts';
 import { assertLinkSupported, describeLink } from '../testbed/links.ts';
 import { LocalTestbed } from '../testbed/local/testbed.ts';
 import { measureLink } from '../testbed/nested/link-probes.ts';
-import { NestedTestbed } from '../testbed/nested/testbed.ts';
+import { NestedTestbed, type NestedOptions } from '../testbed/nested/testbed.ts';
 import { chooseAccel, probeKvm, type AccelRequest } from './accel.ts';
 import { qemuProvenance } from './provenance.ts';
 import type { RunContext } from './run-once.ts';
@@ -66,6 +66,11 @@ export function dryRunText(o: PrepareOptions, scenarios: ScenarioParams[], w: Wo
   ].join('\n');
 }
 
+/** The nested testbed for these options; `restart` > 0: the one booted again before that run (its own log directory). */
+function nestedOptions(o: PrepareOptions, restart: number): NestedOptions {
+  return { link: o.link, dir: join(o.out, 'nested', ...(restart ? [`restart-${restart}`] : [])), sharedDir: o.out, memMib: Math.max(3072, 2 * o.memMib + 1024) };
+}
+
 export async function prepare(o: PrepareOptions): Promise<Prepared> {
   requireRoot('bench/run.ts');
   if (o.testbed === 'local') await assertLinkSupported(o.link);
@@ -76,7 +81,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   let accel: { accel: 'tcg' | 'kvm'; reason: string };
   if (o.testbed === 'nested') {
     // The whole result directory is shared with the L1 hosts: the L2 QEMUs write their logs into it.
-    nested = await NestedTestbed.create({ link: o.link, dir: join(o.out, 'nested'), sharedDir: o.out, memMib: Math.max(3072, 2 * o.memMib + 1024) });
+    nested = await NestedTestbed.create(nestedOptions(o, 0));
     const f = [nested.facts.a, nested.facts.b];
     const missing = f.filter((h) => !h.nested_kvm);
     if (missing.length) {
@@ -118,9 +123,25 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
         up_ms: bed.upMs,
         hosts: [bed.facts.a, bed.facts.b].map((h) => ({ name: h.name, boot_ms: h.boot_ms, boot_hangs: h.boot_hangs.length, nested_kvm: h.nested_kvm, nested_kvm_detail: h.nested_kvm_detail, rxe_state: h.rxe.state })),
       };
-      ctx.testbed = async () => bed.runTestbed();
       info('measuring the link between the L1 hosts (ib_read_lat, ib_read_bw, qperf)');
       env.nested.link_probes = await measureLink(bed);
+      const nestedEnv = env.nested;
+      let runs = 0;
+      // An L1 host that died with a run would fail every later one: each run
+      // first checks both hosts answer, and boots a new testbed if not.
+      ctx.testbed = async () => {
+        runs++;
+        const silent = await nested!.silentHosts();
+        if (silent.length) {
+          const report = join(o.out, 'nested', `silent-before-run-${runs}.txt`);
+          writeFileSync(report, silent.map((h) => `${h.name}: ${h.report}\n`).join('\n'));
+          warn(`L1 host(s) ${silent.map((h) => h.name).join(', ')} no longer answer (${report}): booting a new nested testbed for the next runs`);
+          await nested!.destroy();
+          nested = await NestedTestbed.create(nestedOptions(o, runs));
+          (nestedEnv.restarts ??= []).push({ before_run: runs, silent: silent.map((h) => h.name), report, up_ms: nested.upMs });
+        }
+        return nested!.runTestbed();
+      };
     }
     return { ctx, env, close: async () => nested?.destroy() };
   } catch (e) {

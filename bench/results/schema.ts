@@ -113,6 +113,12 @@ export const EnvironmentSchema = Type.Object({
       rxe_state: Str(),
     })),
     link_probes: Type.Optional(LinkProbesSchema),
+    restarts: Type.Optional(Type.Array(Type.Object({
+      before_run: Int('the run (1-based, in the order run) that got the new testbed'),
+      silent: Type.Array(Str(), { description: 'the L1 hosts that no longer answered' }),
+      report: Str('what L0 saw of them: file under the nested directory'),
+      up_ms: Num(),
+    }), { description: 'the testbed booted again between runs because an L1 host died (version 3)' })),
   }, { description: 'the nested testbed: L1 hosts and the raw link between them, measured in the same invocation' })),
   qemu_build: Type.Optional(QemuBuildSchema),
   postcopy_bandwidth_bytes_s: Type.Optional(Int("--postcopy-bandwidth: max-postcopy-bandwidth on every source, bytes/s (QEMU's background stream, and RDMA pull's background reads); absent: unlimited; version 3")),

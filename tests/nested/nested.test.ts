@@ -238,10 +238,15 @@ test('a host that stops answering while a program runs in it is given up, with w
     assert.match(r.error ?? '', /^ {2}CPU#0: (running|halted) in (kernel|user) mode, RIP=[0-9a-f]{16}/m);
     assert.not.match(r.error ?? '', 'the host is dead');
     assert.ok(secs < 60, `within a minute (${secs} s)`);
+    // The bench's check between runs (a new testbed when a host died): B is named, A is not.
+    const silent = await bed.silentHosts(5000);
+    assert.equal(silent.map((h) => h.name), [host.name]);
+    assert.match(silent[0]!.report, /\d+ CPU 0\/TCG: [RS] /);
   } finally {
     await host.qmp.execute('cont');
   }
   assert.is((await bed.exec('b', ['echo', 'back'], { timeoutMs: 30_000 })).stdout, 'back\n');
+  assert.equal(await bed.silentHosts(10_000), [], 'both answer again');
   await bed.exec('b', ['pkill', '-x', 'sleep'], { timeoutMs: 10_000, allowFail: true });
 });
 

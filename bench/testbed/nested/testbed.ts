@@ -180,6 +180,23 @@ export class NestedTestbed {
     }
   }
 
+  /**
+   * The hosts whose agent does not run `true` within `timeoutMs`, each with
+   * what L0 sees of it (silentHostReport): an L1 host that died with a run.
+   */
+  async silentHosts(timeoutMs = 10_000): Promise<Array<{ name: string; report: string }>> {
+    const answers = await Promise.all(this.hosts.map(async (h) => {
+      try {
+        const r = await h.agent.exec(['true'], { timeoutMs, allowFail: true });
+        if (!r.timedOut) return undefined;
+      } catch {
+        // no answer: reported below
+      }
+      return { name: h.name, report: await silentHostReport(h) };
+    }));
+    return answers.filter((x): x is { name: string; report: string } => x !== undefined);
+  }
+
   /** Run a command to completion in host A or B (see AgentClient.exec). */
   exec(on: 'a' | 'b', argv: readonly string[], opts: Parameters<L1Host['agent']['exec']>[1]): Promise<AgentExecResult> {
     return (on === 'a' ? this.a : this.b).agent.exec(argv, opts);
