@@ -15,7 +15,7 @@ import { vmArgs } from '../guest/vm.ts';
 import type { Environment, LinkProfileName, ScenarioParams, WorkloadParams } from '../results/schema.ts';
 import { makeWorkload } from '../scenario/workloads.ts';
 import { hostFacts, requireRoot } from '../testbed/host.ts';
-import { assertLinkSupported, describeLink } from '../testbed/links.ts';
+import { assertLinkSupported, describeLink, linkProfile } from '../testbed/links.ts';
 import { LocalTestbed } from '../testbed/local/testbed.ts';
 import { measureLink } from '../testbed/nested/link-probes.ts';
 import { NestedTestbed, type NestedOptions } from '../testbed/nested/testbed.ts';
@@ -104,6 +104,7 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       guest_kernel: o.guest.kernelVersion,
       link: o.link,
       link_desc: describeLink(o.link),
+      ...(linkProfile(o.link).rttMs > 0 ? { link_rtt_ms: linkProfile(o.link).rttMs } : {}),
       host_cpus: host.cpus,
       host_mem_mib: host.mem_mib,
       testbed: o.testbed,

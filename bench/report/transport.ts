@@ -48,6 +48,8 @@ const ratio = (a: number | null, b: number | null | undefined) => (a !== null &&
 /** One row per run with post-copy statistics; undefined when no run has them. */
 export function faultLatencyTable(result: BenchResult): string | undefined {
   const probe = result.environment.nested?.link_probes?.ib_read_lat.t_typical_us;
+  // A link with a delay of its own (wan): the fault against its round trip.
+  const rttMs = result.environment.link_rtt_ms ?? 0;
   const rows: string[][] = [];
   for (const s of result.scenarios) {
     const tcp = tcpCounterpart(result.scenarios, s);
@@ -62,11 +64,22 @@ export function faultLatencyTable(result: BenchResult): string | undefined {
         tcp ? (tp50 === null ? '–' : `${formatRatio(ratio(p50, tp50))} (${tcp.scenario.name}: ${formatUs(tp50)})`) : '',
         r.postcopy_rdma ? Object.keys(r.postcopy_rdma).join(' + ') : '–',
         formatUs(readLatencyP50Us(r)),
+        ...(rttMs > 0 ? [formatRatio(ratio(p50, rttMs * 1000))] : []),
+        backgroundShare(r),
       ]);
     }
   }
   if (rows.length === 0) return undefined;
-  return mdTable(['scenario', 'repeat', 'transport', 'faults', 'fault latency p50 (dst)', `÷ RDMA READ 4 KiB typical${probe === undefined ? '' : ` (${formatUs(probe)})`}`, '÷ same policy over tcp, same repeat', 'postcopy-rdma reported by', 'RDMA READ p50 (postcopy-rdma)'], rows);
+  return mdTable(['scenario', 'repeat', 'transport', 'faults', 'fault latency p50 (dst)', `÷ RDMA READ 4 KiB typical${probe === undefined ? '' : ` (${formatUs(probe)})`}`, '÷ same policy over tcp, same repeat', 'postcopy-rdma reported by', 'RDMA READ p50 (postcopy-rdma)',
+    ...(rttMs > 0 ? [`÷ link RTT (${rttMs} ms)`] : []), 'post-copy pages that came in the background'], rows);
+}
+
+/** Of the pages placed in post-copy, the share that arrived before the guest asked for them ("97.1%"), or "–". */
+function backgroundShare(r: RunRecord): string {
+  const d = r.postcopy_latency?.demand_pages;
+  const b = r.postcopy_latency?.background_pages;
+  if (d === null || d === undefined || b === null || b === undefined || d + b === 0) return '–';
+  return `${((100 * b) / (d + b)).toFixed(1)}%`;
 }
 
 /** One row per run of a scenario with faults; undefined when none has any. */

@@ -96,6 +96,7 @@ export const EnvironmentSchema = Type.Object({
   guest_kernel: Str('the L2 guest kernel booted inside the VMs'),
   link: LinkProfileNameSchema,
   link_desc: Str(),
+  link_rtt_ms: Type.Optional(Num('the round trip the link profile adds (netem delay; wan: 20); absent: none (version 3)')),
   host_cpus: Int(),
   host_mem_mib: Int(),
   testbed: Type.Union([Type.Literal('local'), Type.Literal('nested')], { description: 'local: two network namespaces on this machine; nested: two L1 hosts (the QEMUs run in them, L2 guests)' }),

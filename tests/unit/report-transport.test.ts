@@ -51,10 +51,23 @@ test('per run: fault latency beside the link probe and the same policy over tcp 
   // The 6th of 12 faults, 6/10 into [2048, 4096) µs against 6/10 into [512, 1024): 4×; against the probe 2048·2^0.6/700.
   assert.match(rows[2]!, `| full-rdma | 1 | rdma | 12 | 3.1 ms | ${(2048 * 2 ** 0.6 / 700).toFixed(2)}× | 4.00× (full: 776 µs) | – | – |`);
   assert.match(rows[3]!, '| destination | 1.4 ms |', 'the READ latency when postcopy-rdma has a distribution');
-  assert.match(rows[4]!, /\| postcopy-rdma \| 1 \| rdma \| .* \|  \| – \| – \|$/);
+  assert.match(rows[4]!, /\| postcopy-rdma \| 1 \| rdma \| .* \|  \| – \| – \| [\d.]+% \|$/);
   assert.is(faultLatencyTable(fixtureResult([fixtureScenario('precopy', 'precopy', [fixtureRun(1, { noLatency: true })])])), undefined);
   const local = faultLatencyTable(fixtureResult([tcp]))!;
   assert.match(local.split('\n')[2]!, '| full | 1 | tcp | 12 | 776 µs | – |', 'no probe off the nested testbed');
+});
+
+test('on a link with a delay of its own (wan): the fault against its round trip; the share of pages the background brought', () => {
+  const tcp = fixtureScenario('full', 'postcopy', [fixtureRun(1), fixtureRun(2, { upstream: true })], { switchover: 'qemu', transport: 'tcp' });
+  const wan = faultLatencyTable(fixtureResult([tcp], fixtureEnv({ testbed: 'nested', nested, link: 'wan', link_rtt_ms: 20 })))!;
+  const [head, , row1, row2] = wan.split('\n');
+  assert.match(head!, '| ÷ link RTT (20 ms) | post-copy pages that came in the background |');
+  // p50 776 µs (the fixture's distribution) over 20 ms; 30000 of 30012 pages in the background.
+  assert.match(row1!, `| ${(512 * 2 ** 0.6 / 20000).toFixed(2)}× | 100.0% |`);
+  assert.match(row1!, /\| 0\.04× \| 100\.0% \|$/);
+  assert.match(row2!, /\| – \|$/, 'upstream QEMU reports no demand/background split');
+  const lan = faultLatencyTable(fixtureResult([tcp], fixtureEnv({ testbed: 'nested', nested })))!;
+  assert.not.match(lan, 'link RTT', 'no RTT column on a link without a delay of its own');
 });
 
 test('recovery per run with a fault; the warning when an rdma run shows no pull', () => {
