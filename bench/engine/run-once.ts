@@ -35,20 +35,23 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
   const unregister = onCleanup(() => teardown(run));
   // Where the guest failed after running on the destination (a reset, a hang, bad pages): a post-mortem.
   let m: Migration | undefined;
-  let where: 'src' | 'dst' | undefined;
+  let checking: 'src' | 'dst' | undefined;
   try {
     const { src, dst, bed } = await startHosts(run);
     m = await prepareMigration(run, policyFor(sc), sideOf(src, 'source'), sideOf(dst, 'destination'), bed);
     await startMigration(m);
     await ctx.hooks?.migrating?.(src, dst);
     const outcome = await observe(m, ctx.finishTimeoutS === undefined ? {} : { finishTimeoutMs: ctx.finishTimeoutS * 1000 });
-    where = await collect(m, outcome);
+    const where = await collect(m, outcome);
+    checking = where;
     await verify(m, where === 'dst' ? dst : src, where, ctx.hooks);
+    checking = undefined;
     if (where === 'dst' && run.rec.status === 'failed') await postMortemOf(run);
     failIfNotInjected(run.rec);
   } catch (e) {
     await recordFailure(run, e);
-    const dstFailed = where === 'dst' || (m?.reset?.includes('on the destination') === true && m.events.resumeUs !== undefined);
+    // The guest failed on the destination: during the check there, or reset there once it ran.
+    const dstFailed = checking === 'dst' || (m?.reset?.includes('on the destination') === true && m.events.resumeUs !== undefined);
     if (dstFailed) await postMortemOf(run);
   } finally {
     collectTimeline(run.rec, [{ side: 'src', messages: run.src?.channel.messages ?? [] }, { side: 'dst', messages: run.dst?.channel.messages ?? [] }], run.t0);
