@@ -40,10 +40,12 @@ export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: Run
   // A reset before `migrate` (-action reboot=shutdown,shutdown=pause freezes
   // the guest) is said as such: it involves no migration at all.
   let offs: Array<() => void> = [];
+  let resetEvent = false; // set at once: the rejection waits for the registers
   const resetAtBoot = new Promise<never>((_, rej) => {
     const seen = (e: QmpEvent): void => {
       const d = e.data as { reason?: string } | undefined;
-      if (e.event === 'SHUTDOWN' && (d?.reason === 'host-qmp-quit' || d?.reason === 'host-signal')) return;
+      if (resetEvent || (e.event === 'SHUTDOWN' && (d?.reason === 'host-qmp-quit' || d?.reason === 'host-signal'))) return;
+      resetEvent = true;
       const file = join(logs, 'src', 'registers.txt');
       void saveRegisters(sideOf(src, 'source'), file).then((regs) => rej(new HecaError(
         `the guest was reset or powered off on the source before migrate (${e.event}, reason: ${d?.reason ?? 'unknown'})${regs ? `; CPU then: ${regs}` : ''}`,
@@ -57,6 +59,8 @@ export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: Run
     const ready = await src.guard(Promise.race([src.channel.waitFor('ready', { timeoutMs: 180_000 }), resetAtBoot]), 'guest boot');
     debug(`guest ready: ${JSON.stringify(ready)}`);
     await src.guard(Promise.race([sleep(ctx.warmupS * 1000), resetAtBoot]), 'warm-up');
+    // A reset in the last moments of the warm-up: its registers are being saved.
+    if (resetEvent) await resetAtBoot;
   } finally {
     for (const off of offs) off();
   }

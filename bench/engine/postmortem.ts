@@ -26,7 +26,10 @@ const HDR_WORDS = 4;
 const M64 = (1n << 64n) - 1n;
 const MAGIC = 0x4845434150414745n; // "HECAPAGE"
 const K_STEP = 0x9e3779b97f4a7c15n;
-/** Guest RAM below this is one contiguous range from 0 on QEMU's pc/q35 machines. */
+/**
+ * Guest RAM below this is one contiguous range from 0 on QEMU's pc/q35
+ * machines, and each image fits a Buffer read at once (Node: < 2 GiB).
+ */
 const MAX_LOW_RAM_MIB = 2048;
 /** Addresses listed per category in the report. */
 const LIST_MAX = 64;
@@ -63,18 +66,36 @@ export class Stamp {
 
   private base(idx: number, gen: number): bigint {
     const g = BigInt(gen);
-    return mix64(((BigInt(idx) * 0xd6e8feb86659fd93n) & M64) ^ (g << 40n) ^ g ^ this.salt);
+    // As C's uint64_t arithmetic: the shifted generation loses what passes bit 63.
+    return mix64(((BigInt(idx) * 0xd6e8feb86659fd93n) & M64) ^ ((g << 40n) & M64) ^ g ^ this.salt);
   }
 
   /** The body of page `p` is what its header says. */
   bodyOk(w: BigUint64Array, p: number, idx: number, gen: number): boolean {
+    return this.bodyPrefix(w, p, idx, gen) === WORDS;
+  }
+
+  /** Words of page `p`, from the first body word, that are what generation `gen` writes (HDR_WORDS..WORDS). */
+  bodyPrefix(w: BigUint64Array, p: number, idx: number, gen: number, from = HDR_WORDS): number {
     const o = p * WORDS;
     let v = this.base(idx, gen);
-    for (let i = HDR_WORDS; i < WORDS; i++) {
+    for (let i = HDR_WORDS; i < from; i++) v = (v + K_STEP) & M64;
+    for (let i = from; i < WORDS; i++) {
       v = (v + K_STEP) & M64;
-      if (w[o + i] !== v) return false;
+      if (w[o + i] !== v) return i;
     }
-    return true;
+    return WORDS;
+  }
+
+  /**
+   * Page `p` was being rewritten when the guest stopped: write_page() puts the
+   * header of generation `gen` first, then the body word by word, so the body
+   * starts as `gen`'s and ends as `gen - 1`'s.
+   */
+  inFlight(w: BigUint64Array, p: number, idx: number, gen: number): boolean {
+    if (gen === 0) return false;
+    const k = this.bodyPrefix(w, p, idx, gen);
+    return k < WORDS && this.bodyPrefix(w, p, idx, gen - 1, k) === WORDS;
   }
 
   /** Stamp page `p` as the workload's write_page() does (for tests). */
@@ -98,12 +119,15 @@ export interface PostMortem {
   differ: number;
   /** Arena pages (valid stamp) on the source, and their index range. */
   arena_pages: number;
-  /** Of those, on the destination: newest copy older than the source's. */
+  /** Of those, on the destination: newest copy older than the source's (first LIST_MAX; all in `counts`). */
   stale: Array<{ idx: number; src_gen: number; dst_gen: number; gpa: number }>;
   /** No copy at all on the destination. */
   lost: Array<{ idx: number; src_gen: number; src_gpa: number; dst_bytes_at_src_gpa: 'zero' | 'other' }>;
-  /** A valid header over a body that does not match it (on the destination). */
+  /** Newest copy on the destination: a valid header over a body that does not match it. */
   torn: Array<{ idx: number; gen: number; gpa: number }>;
+  /** Newest copy on the destination: being rewritten when the guest stopped (not a fault). */
+  in_flight: Array<{ idx: number; gen: number; gpa: number }>;
+  counts: { stale: number; lost: number; torn: number; in_flight: number };
   /** Differing pages outside the arena (no valid stamp on either side). */
   other_differ: number;
   /** Of those, all-zero on the destination only. */
@@ -129,29 +153,27 @@ export function compareRam(srcBuf: Buffer, dstBuf: Buffer, seed: number): PostMo
   const pages = Math.min(srcBuf.length, dstBuf.length) / PAGE;
   const s = words(srcBuf);
   const d = words(dstBuf);
-  // Newest valid copy of each index on each side (the guest kernel may have
-  // moved a page: the old frame keeps its old bytes until reused).
+  // Newest copy of each index on each side (the guest kernel may have moved
+  // a page: the old frame keeps its old bytes until reused); on the
+  // destination, the newest whole copy and the newest broken one apart.
   const srcBest = new Map<number, { gen: number; gpa: number }>();
   const dstBest = new Map<number, { gen: number; gpa: number }>();
-  const dstTorn = new Map<number, { gen: number; gpa: number }>();
-  const r: PostMortem = { pages, differ: 0, arena_pages: 0, stale: [], lost: [], torn: [], other_differ: 0, other_zeroed: [], other_by_region: {} };
+  const dstBroken = new Map<number, { gen: number; gpa: number; inFlight: boolean }>();
+  const r: PostMortem = { pages, differ: 0, arena_pages: 0, stale: [], lost: [], torn: [], in_flight: [], counts: { stale: 0, lost: 0, torn: 0, in_flight: 0 }, other_differ: 0, other_zeroed: [], other_by_region: {} };
+  const newer = <T extends { gen: number }>(m: Map<number, T>, idx: number, v: T) => {
+    const b = m.get(idx);
+    if (!b || v.gen > b.gen) m.set(idx, v);
+  };
   for (let p = 0; p < pages; p++) {
     const sh = stamp.header(s, p);
-    if (sh) {
-      const b = srcBest.get(sh.idx);
-      if (!b || sh.gen > b.gen) srcBest.set(sh.idx, { gen: sh.gen, gpa: p * PAGE });
-    }
+    if (sh) newer(srcBest, sh.idx, { gen: sh.gen, gpa: p * PAGE });
     const same = srcBuf.compare(dstBuf, p * PAGE, (p + 1) * PAGE, p * PAGE, (p + 1) * PAGE) === 0;
     if (!same) r.differ++;
     const dh = stamp.header(d, p);
     if (dh) {
-      // Equal to the source's page: the body is the source's (checked there if stale matters).
-      if (same || stamp.bodyOk(d, p, dh.idx, dh.gen)) {
-        const b = dstBest.get(dh.idx);
-        if (!b || dh.gen > b.gen) dstBest.set(dh.idx, { gen: dh.gen, gpa: p * PAGE });
-      } else {
-        dstTorn.set(dh.idx, { gen: dh.gen, gpa: p * PAGE });
-      }
+      // Equal to the source's page: whatever its body, it is the source's.
+      if (same || stamp.bodyOk(d, p, dh.idx, dh.gen)) newer(dstBest, dh.idx, { gen: dh.gen, gpa: p * PAGE });
+      else newer(dstBroken, dh.idx, { gen: dh.gen, gpa: p * PAGE, inFlight: stamp.inFlight(d, p, dh.idx, dh.gen) });
     }
     if (!same && !sh && !dh) {
       r.other_differ++;
@@ -162,17 +184,21 @@ export function compareRam(srcBuf: Buffer, dstBuf: Buffer, seed: number): PostMo
     }
   }
   r.arena_pages = srcBest.size;
+  const note = <T>(kind: 'stale' | 'lost' | 'torn' | 'in_flight', list: T[], v: T) => {
+    r.counts[kind]++;
+    if (list.length < LIST_MAX) list.push(v);
+  };
   for (const [idx, sb] of [...srcBest].sort((a, b) => a[0] - b[0])) {
     const db = dstBest.get(idx);
-    if (db) {
-      if (db.gen < sb.gen && r.stale.length < LIST_MAX) r.stale.push({ idx, src_gen: sb.gen, dst_gen: db.gen, gpa: db.gpa });
-      continue;
-    }
-    const t = dstTorn.get(idx);
-    if (t) {
-      if (r.torn.length < LIST_MAX) r.torn.push({ idx, gen: t.gen, gpa: t.gpa });
-    } else if (r.lost.length < LIST_MAX) {
-      r.lost.push({ idx, src_gen: sb.gen, src_gpa: sb.gpa, dst_bytes_at_src_gpa: isZero(d, sb.gpa / PAGE) ? 'zero' : 'other' });
+    const broken = dstBroken.get(idx);
+    // A broken copy newer than every whole one is what the guest would read.
+    if (broken && (!db || broken.gen > db.gen)) {
+      if (broken.inFlight) note('in_flight', r.in_flight, { idx, gen: broken.gen, gpa: broken.gpa });
+      else note('torn', r.torn, { idx, gen: broken.gen, gpa: broken.gpa });
+    } else if (!db) {
+      note('lost', r.lost, { idx, src_gen: sb.gen, src_gpa: sb.gpa, dst_bytes_at_src_gpa: isZero(d, sb.gpa / PAGE) ? 'zero' : 'other' });
+    } else if (db.gen < sb.gen) {
+      note('stale', r.stale, { idx, src_gen: sb.gen, dst_gen: db.gen, gpa: db.gpa });
     }
   }
   return r;
@@ -182,8 +208,10 @@ export function compareRam(srcBuf: Buffer, dstBuf: Buffer, seed: number): PostMo
 export function postMortemSummary(r: PostMortem): string {
   const hex = (n: number) => `0x${n.toString(16)}`;
   const list = <T>(a: T[], f: (x: T) => string) => (a.length ? ` (${a.slice(0, 4).map(f).join(', ')}${a.length > 4 ? ', ...' : ''})` : '');
-  return `${r.differ} of ${r.pages} pages differ; of the ${r.arena_pages} arena pages: ${r.stale.length} stale${list(r.stale, (x) => `#${x.idx} gen ${x.dst_gen}<${x.src_gen} at ${hex(x.gpa)}`)}, ` +
-    `${r.lost.length} lost${list(r.lost, (x) => `#${x.idx} was at ${hex(x.src_gpa)}, now ${x.dst_bytes_at_src_gpa}`)}, ${r.torn.length} torn${list(r.torn, (x) => `#${x.idx} at ${hex(x.gpa)}`)}; ` +
+  const c = r.counts;
+  return `${r.differ} of ${r.pages} pages differ; of the ${r.arena_pages} arena pages: ${c.stale} stale${list(r.stale, (x) => `#${x.idx} gen ${x.dst_gen}<${x.src_gen} at ${hex(x.gpa)}`)}, ` +
+    `${c.lost} lost${list(r.lost, (x) => `#${x.idx} was at ${hex(x.src_gpa)}, now ${x.dst_bytes_at_src_gpa}`)}, ${c.torn} torn${list(r.torn, (x) => `#${x.idx} at ${hex(x.gpa)}`)}` +
+    `${c.in_flight ? ` (and ${c.in_flight} being rewritten when the guest stopped${list(r.in_flight, (x) => `#${x.idx}`)})` : ''}; ` +
     `outside the arena ${r.other_differ} differ, ${r.other_zeroed.length}${r.other_zeroed.length >= LIST_MAX ? '+' : ''} of them zero on the destination only${list(r.other_zeroed, hex)}`;
 }
 
@@ -201,7 +229,7 @@ interface Frozen {
  */
 export async function postMortem(src: Frozen, dst: Frozen, memMib: number, seed: number, dir: string): Promise<string> {
   if (src.exited || dst.exited) return 'not done: a QEMU has exited';
-  if (memMib > MAX_LOW_RAM_MIB) return `not done: ${memMib} MiB of guest RAM is not one range from 0 (at most ${MAX_LOW_RAM_MIB} MiB here)`;
+  if (memMib >= MAX_LOW_RAM_MIB) return `not done: ${memMib} MiB of guest RAM is not one range from 0 (at most ${MAX_LOW_RAM_MIB} MiB here)`;
   let status = '';
   for (let i = 0; i < 60; i++) {
     status = (await dst.qmp.execute('query-migrate', undefined, { timeoutMs: 5000 })).status ?? '';

@@ -130,15 +130,28 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
       let runs = 0;
       // An L1 host that died with a run would fail every later one: each run
       // first checks both hosts answer, and boots a new testbed if not.
+      let lost: HecaError | undefined;
       ctx.testbed = async () => {
         runs++;
+        // Booting again failed once: it would fail again, a full boot per run.
+        if (lost) throw lost;
         const silent = await nested!.silentHosts();
         if (silent.length) {
           const report = join(o.out, 'nested', `silent-before-run-${runs}.txt`);
           writeFileSync(report, silent.map((h) => `${h.name}: ${h.report}\n`).join('\n'));
           warn(`L1 host(s) ${silent.map((h) => h.name).join(', ')} no longer answer (${report}): booting a new nested testbed for the next runs`);
           await nested!.destroy();
-          nested = await NestedTestbed.create(nestedOptions(o, runs));
+          nested = undefined;
+          try {
+            nested = await NestedTestbed.create(nestedOptions(o, runs));
+            const noKvm = [nested.facts.a, nested.facts.b].filter((h) => !h.nested_kvm);
+            if (noKvm.length) throw new HecaError('nested KVM is not available in the L1 hosts booted again', { why: noKvm.map((h) => `${h.name}: ${h.nested_kvm_detail}`).join('; ') });
+          } catch (e) {
+            await nested?.destroy();
+            nested = undefined;
+            lost = new HecaError(`the nested testbed could not be booted again after an L1 host died (before run ${runs})`, { why: e instanceof HecaError ? `${e.message}: ${e.why}` : String(e), fix: `see ${report} and ${join(o.out, 'nested', `restart-${runs}`)}` });
+            throw lost;
+          }
           (nestedEnv.restarts ??= []).push({ before_run: runs, silent: silent.map((h) => h.name), report, up_ms: nested.upMs });
         }
         return nested!.runTestbed();

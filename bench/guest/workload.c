@@ -466,6 +466,13 @@ static inline uint64_t next_page(void)
 	}
 }
 
+/* The seed's effect on page contents and on which pages are written. */
+static void set_seed(uint64_t seed)
+{
+	seed_salt = mix64(seed ^ 0x6865636100000000ull);
+	rng_state = mix64(seed + 1) | 1;
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -476,8 +483,7 @@ int main(void)
 	ws_pages = cfg.ws_mib * (1024 * 1024 / PAGE_SIZE);
 	ws_first = npages - ws_pages;
 	hot_pages = ws_pages / 10 ? ws_pages / 10 : 1;
-	seed_salt = mix64(cfg.seed ^ 0x6865636100000000ull);
-	rng_state = mix64(cfg.seed + 1) | 1;
+	set_seed(cfg.seed);
 
 	int64_t t0 = now_ns();
 	size_t bytes = (size_t)(npages * PAGE_SIZE);

@@ -74,12 +74,14 @@ export function faultLatencyTable(result: BenchResult): string | undefined {
     ...(rttMs > 0 ? [`÷ link RTT (${rttMs} ms)`] : []), 'post-copy pages that came in the background'], rows);
 }
 
-/** Of the pages placed in post-copy, the share that arrived before the guest asked for them ("97.1%"), or "–". */
+/** Of the pages placed in post-copy, the share that arrived before the guest asked for them ("97.12%"), or "–". */
 function backgroundShare(r: RunRecord): string {
   const d = r.postcopy_latency?.demand_pages;
   const b = r.postcopy_latency?.background_pages;
   if (d === null || d === undefined || b === null || b === undefined || d + b === 0) return '–';
-  return `${((100 * b) / (d + b)).toFixed(1)}%`;
+  const pct = ((100 * b) / (d + b)).toFixed(2);
+  // Never 100% while a page came on demand.
+  return pct === '100.00' && d > 0 ? '>99.99%' : `${pct}%`;
 }
 
 /** One row per run of a scenario with faults; undefined when none has any. */

@@ -153,7 +153,8 @@ test('a page corrupted on the destination after migration fails the run', async 
   // The post-mortem compared both guests' RAM and found that page, where the guest said, and only it.
   assert.match(rec.reason ?? '', `post-mortem: `);
   const pm = JSON.parse(readFileSync(join(out, rec.logs_dir, 'postmortem.json'), 'utf8')) as PostMortem;
-  assert.equal(pm.torn, [{ idx: PAGE, gen: pm.torn[0]?.gen ?? -1, gpa }], JSON.stringify(pm.torn));
+  assert.equal(pm.torn.map((t) => [t.idx, t.gpa]), [[PAGE, gpa]], JSON.stringify(pm.torn));
+  assert.is(pm.torn[0]!.gen, 0, 'outside the working set: stamped once, generation 0');
   assert.equal([pm.stale, pm.lost], [[], []]);
   assert.is(pm.arena_pages, arenaPages, 'every arena page found in the source RAM by its stamp');
   assert.not.ok(existsSync(join(out, rec.logs_dir, 'postmortem-dst.ram')), 'RAM dumps removed');
@@ -180,7 +181,8 @@ test('a guest reset on the destination after migration fails the run at once, na
   assert.match(rec.reason ?? '', /CPU then: RIP=[0-9a-f]+ CR0=[0-9a-f]+ CR2=[0-9a-f]+ CR3=[0-9a-f]+ CR4=[0-9a-f]+ EFER=[0-9a-f]+/);
   assert.match(readFileSync(join(out, rec.logs_dir, 'dst', 'registers.txt'), 'utf8'), /RAX=[0-9a-f]+/);
   // The post-mortem: nothing stale, lost or torn after a post-copy that placed every page.
-  assert.match(rec.reason ?? '', /post-mortem: \d+ of 65536 pages differ; of the \d+ arena pages: 0 stale, 0 lost, 0 torn;/);
+  // (A page the workload was rewriting when the reset froze it is said apart, not counted as torn.)
+  assert.match(rec.reason ?? '', /post-mortem: \d+ of 65536 pages differ; of the \d+ arena pages: 0 stale, 0 lost, 0 torn[; ]/);
   assert.ok(Date.now() - t0 < 90_000, 'no wait for a check reply that cannot come');
 });
 
