@@ -13,7 +13,7 @@
  *   verify    (verify.ts)   the integrity check where the guest now runs
  *   teardown  (here)        the guest's timeline, logs, QEMUs and testbed gone
  */
-import { appendFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HecaError } from '../../tools/core/errors.ts';
 import { debug, info } from '../../tools/core/log.ts';
@@ -78,6 +78,12 @@ async function recordFailure(run: Run, e: unknown): Promise<void> {
     if (vm && !vm.exited && !existsSync(file)) {
       const regs = await saveRegisters(sideOf(vm, dir === 'src' ? 'source' : 'destination'), file);
       if (regs) cpus.push(`${dir} CPU: ${regs} (${file})`);
+    }
+    // A CPU state that cannot be the guest's (nested: its L1 host's): the testbed failed, say so first.
+    const why = existsSync(file) ? run.bed?.explainGuestCpu?.(readFileSync(file, 'utf8'), run.w.mem_mib) : undefined;
+    if (why) {
+      cpus.push(`${dir} CPU: ${why}`);
+      rec.reason = `${rec.reason}; on the ${dir === 'src' ? 'source' : 'destination'}, ${why}`;
     }
   }
   // A migration that made no end says more by what each QEMU thread waits for (both sides at once).

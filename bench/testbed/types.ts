@@ -18,6 +18,12 @@ export interface RunTestbed {
   vmExtra(role: 'src' | 'dst'): Partial<VmConfig>;
   /** What each thread of process `pid` on that side is doing (name, state, kernel stack), for a run that failed. */
   threads(role: 'src' | 'dst', pid: number): Promise<string>;
+  /**
+   * Why a guest CPU state (its QEMU's `info registers`) cannot be the guest's
+   * own, when this testbed knows (nested: an L2 vCPU holding its L1 host's
+   * state); undefined otherwise.
+   */
+  explainGuestCpu?(registers: string, guestMemMib: number): string | undefined;
   /** Bytes on the link, as the source's end counts them. */
   wireBytes(): Promise<{ tx: number; rx: number }>;
   /** Each side's RDMA device counters (the nested testbed, where rxe0 runs on the link). */

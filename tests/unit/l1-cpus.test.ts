@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { describeCpus, parseCpus, symbolizer } from '../../bench/testbed/nested/l1-cpus.ts';
+import { describeCpus, guestHoldsHostState, parseCpus, symbolizer } from '../../bench/testbed/nested/l1-cpus.ts';
 import { repoRoot } from '../../tools/core/paths.ts';
 
 const text = readFileSync(join(repoRoot, 'tests', 'fixtures', 'l1-registers-pagefault-loop.txt'), 'utf8');
@@ -40,6 +40,24 @@ test('a host merely busy, or idle, is not called dead', () => {
   const halted = text.replaceAll('HLT=0', 'HLT=1');
   assert.not.match(describeCpus(parseCpus(halted), () => '').join('\n'), 'dead');
   assert.equal(describeCpus([], () => ''), []);
+});
+
+test("an L2 guest left with its L1 host's state (seen on the nested testbed) is said to be a testbed failure", () => {
+  // Both dumps from one run (bench-20 hybrid10-rdma r3, 2026-11-27): the destination guest hung
+  // with the L1 kernel's RIP after VMRUN and an L1 CR3; the source guest, its own state.
+  const hostState = readFileSync(join(repoRoot, 'tests', 'fixtures', 'l2-registers-host-state.txt'), 'utf8');
+  const own = readFileSync(join(repoRoot, 'tests', 'fixtures', 'l2-registers-own.txt'), 'utf8');
+  const l1 = join(mkdtempSync(join(tmpdir(), 'heca-l1-map-')), 'System.map');
+  writeFileSync(l1, ['ffffffff8152f980 t svm_vcpu_enter_exit', 'ffffffff8152f9b0 T __svm_vcpu_run', 'ffffffff8152fba0 t __rdgsbase_inactive'].join('\n'));
+  const why = guestHoldsHostState(hostState, 256, symbolizer(l1));
+  assert.ok(why);
+  assert.match(why, "CR3 0x1058cd000 lies beyond its 256 MiB of RAM and RIP 0xffffffff8152fa4c is the L1 host kernel's __svm_vcpu_run+0x9c");
+  assert.match(why, 'a testbed failure, not the migration');
+  assert.is(guestHoldsHostState(own, 256, symbolizer(l1)), undefined, "the source guest's own state");
+  // Without the L1 symbols, CR3 alone says it; a guest with more RAM than that CR3 is not accused.
+  assert.not.match(guestHoldsHostState(hostState, 256, () => '')!, 'RIP');
+  assert.is(guestHoldsHostState(hostState, 8192, () => ''), undefined);
+  assert.is(guestHoldsHostState('', 256, () => ''), undefined);
 });
 
 test('without a System.map the addresses stay bare; far from any symbol they are not named', () => {

@@ -71,3 +71,22 @@ export function describeCpus(cpus: L1Cpu[], sym: (a: bigint) => string): string[
   }
   return lines;
 }
+
+/**
+ * An L2 guest's CPU (its QEMU's `info registers`) that holds its L1 host's
+ * state instead of its own: CR3 beyond the guest's RAM cannot be the
+ * guest's page tables. Seen on the nested testbed (issue #12's notes): the
+ * L2 vCPU left at RIP = the L1 kernel's __svm_vcpu_run+0x9c, the instruction
+ * after VMRUN, with the L1 process's CR3 — the world switch of nested SVM,
+ * emulated by TCG at L0, stored the host's state as the guest's. Says so
+ * (with RIP by the L1 kernel's symbols when it is there), or undefined.
+ */
+export function guestHoldsHostState(text: string, guestMemMib: number, l1Sym: (a: bigint) => string): string | undefined {
+  const cpu = parseCpus(text)[0];
+  if (!cpu || cpu.cr3 < 0n) return undefined;
+  const ram = BigInt(guestMemMib) << 20n;
+  if ((cpu.cr3 & ~0xfffn) < ram) return undefined;
+  const where = l1Sym(cpu.rip);
+  return `the guest's CPU holds its L1 host's state, not its own: CR3 0x${cpu.cr3.toString(16)} lies beyond its ${guestMemMib} MiB of RAM` +
+    `${where ? ` and RIP 0x${cpu.rip.toString(16)} is the L1 host kernel's ${where}` : ''}: nested SVM's world switch (emulated by TCG at L0) stored host state as the guest's — a testbed failure, not the migration's`;
+}

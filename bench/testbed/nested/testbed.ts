@@ -25,7 +25,7 @@ import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
 import { cutLink, restoreLink, type EndExec } from '../cut.ts';
 import { localThreads, threadsArgv } from '../threads.ts';
-import { describeCpus, parseCpus, symbolizer } from './l1-cpus.ts';
+import { describeCpus, guestHoldsHostState, parseCpus, symbolizer } from './l1-cpus.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
 import { readRdmaCounters, repairRxe, setUpRxe, waitRxeActive, type RdmaCounters, type RxeState } from './rxe.ts';
@@ -81,6 +81,13 @@ export function l1KernelPath(): string {
 /** The L1 kernel's symbols (tools/build/kernel.ts builds in kernel/build). */
 export function l1SystemMapPath(): string {
   return join(buildDir(), 'kernel', 'build', 'System.map');
+}
+
+/** The L1 kernel's symbols (System.map read once). */
+let l1Sym: ((a: bigint) => string) | undefined;
+function l1Symbols(): (a: bigint) => string {
+  l1Sym ??= symbolizer(l1SystemMapPath());
+  return l1Sym;
 }
 
 /** What a nested testbed's owner record names, besides its owner: its L1 QEMUs. */
@@ -259,6 +266,7 @@ export class NestedTestbed {
         // The host itself does not answer: what its own QEMU (here, at L0) does, and where its CPUs are.
         return `L1 host ${h.name} did not answer within 20 s; ${await silentHostReport(h)}`;
       },
+      explainGuestCpu: (registers, guestMemMib) => guestHoldsHostState(registers, guestMemMib, l1Symbols()),
       wireBytes: () => this.wireBytes(),
       rdmaCounters: async () => ({ src: await readRdmaCounters(this.a.agent), dst: await readRdmaCounters(this.b.agent) }),
       cutLink: () => {
