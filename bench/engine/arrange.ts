@@ -19,7 +19,7 @@ import { missingTransportFeature, transportSetup, type TransportSetup } from '..
 import { localRunTestbed } from '../testbed/local/testbed.ts';
 import type { RunTestbed } from '../testbed/types.ts';
 import { mark, type Run } from './run.ts';
-import { saveRegisters, sideOf, type Side } from './side.ts';
+import { guestResetReason, saveRegisters, sideOf, type Side } from './side.ts';
 import type { RdmaCounterPair } from '../testbed/nested/rxe.ts';
 
 /** Start the testbed and both QEMUs (recorded in `run` for the teardown), boot the guest, let it warm up. */
@@ -43,12 +43,12 @@ export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: Run
   let resetEvent = false; // set at once: the rejection waits for the registers
   const resetAtBoot = new Promise<never>((_, rej) => {
     const seen = (e: QmpEvent): void => {
-      const d = e.data as { reason?: string } | undefined;
-      if (resetEvent || (e.event === 'SHUTDOWN' && (d?.reason === 'host-qmp-quit' || d?.reason === 'host-signal'))) return;
+      const reason = guestResetReason(e);
+      if (resetEvent || reason === undefined) return;
       resetEvent = true;
       const file = join(logs, 'src', 'registers.txt');
       void saveRegisters(sideOf(src, 'source'), file).then((regs) => rej(new HecaError(
-        `the guest was reset or powered off on the source before migrate (${e.event}, reason: ${d?.reason ?? 'unknown'})${regs ? `; CPU then: ${regs}` : ''}`,
+        `the guest was reset or powered off on the source before migrate (${e.event}, reason: ${reason})${regs ? `; CPU then: ${regs}` : ''}`,
         { why: 'no migration was involved: the guest failed while it booted or stamped its arena', fix: `see the console log and registers in ${join(logs, 'src')}` })));
     };
     offs = [src.qmp.on('RESET', seen), src.qmp.on('SHUTDOWN', seen)];
@@ -212,11 +212,11 @@ export async function prepareMigration(run: Run, policy: MigrationPolicy, src: S
   // SHUTDOWN and keeps the guest frozen, so its registers are saved first.
   for (const [side, dir] of [[src, 'src'], [dst, 'dst']] as const) {
     const seen = (e: QmpEvent): void => {
-      const d = e.data as { guest?: boolean; reason?: string } | undefined;
       // Our own stop (quit, SIGTERM at teardown) is not the guest's doing.
-      if (m.reset || (e.event === 'SHUTDOWN' && (d?.reason === 'host-qmp-quit' || d?.reason === 'host-signal'))) return;
+      const reason = guestResetReason(e);
+      if (m.reset || reason === undefined) return;
       const when = run.t0 ? `${((Date.now() - run.t0) / 1000).toFixed(1)} s after migrate` : 'before migrate';
-      m.reset = `the guest was ${e.event === 'RESET' ? 'reset' : 'reset or powered off'} on the ${side.name} ${when} (${e.event}, reason: ${d?.reason ?? 'unknown'})`;
+      m.reset = `the guest was ${e.event === 'RESET' ? 'reset' : 'reset or powered off'} on the ${side.name} ${when} (${e.event}, reason: ${reason})`;
       const why = m.reset;
       void saveRegisters(side, join(run.logs, dir, 'registers.txt')).then((regs) => onReset(`${why}${regs ? `; CPU then: ${regs}` : ''}`));
     };

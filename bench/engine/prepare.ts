@@ -18,7 +18,7 @@ import { hostFacts, requireRoot } from '../testbed/host.ts';
 import { assertLinkSupported, describeLink, linkProfile } from '../testbed/links.ts';
 import { LocalTestbed } from '../testbed/local/testbed.ts';
 import { measureLink } from '../testbed/nested/link-probes.ts';
-import { NestedTestbed, type NestedOptions } from '../testbed/nested/testbed.ts';
+import { NestedTestbed } from '../testbed/nested/testbed.ts';
 import { chooseAccel, probeKvm, type AccelRequest } from './accel.ts';
 import { qemuProvenance } from './provenance.ts';
 import type { RunContext } from './run-once.ts';
@@ -66,9 +66,19 @@ export function dryRunText(o: PrepareOptions, scenarios: ScenarioParams[], w: Wo
   ].join('\n');
 }
 
-/** The nested testbed for these options; `restart` > 0: the one booted again before that run (its own log directory). */
-function nestedOptions(o: PrepareOptions, restart: number): NestedOptions {
-  return { link: o.link, dir: join(o.out, 'nested', ...(restart ? [`restart-${restart}`] : [])), sharedDir: o.out, memMib: Math.max(3072, 2 * o.memMib + 1024) };
+/**
+ * Boot the nested testbed for these options, with nested KVM in both hosts
+ * (else it is powered off and the error says why); `restart` > 0: the one
+ * booted again before that run (its own log directory).
+ */
+async function bootNested(o: PrepareOptions, restart: number): Promise<NestedTestbed> {
+  const bed = await NestedTestbed.create({ link: o.link, dir: join(o.out, 'nested', ...(restart ? [`restart-${restart}`] : [])), sharedDir: o.out, memMib: Math.max(3072, 2 * o.memMib + 1024) });
+  const missing = [bed.facts.a, bed.facts.b].filter((h) => !h.nested_kvm);
+  if (missing.length) {
+    await bed.destroy();
+    throw new HecaError('nested KVM is not available in the L1 hosts', { why: missing.map((h) => `${h.name}: ${h.nested_kvm_detail}`).join('; '), fix: 'the L1 hosts need a CPU with SVM/VMX: TCG -cpu max has SVM' });
+  }
+  return bed;
 }
 
 export async function prepare(o: PrepareOptions): Promise<Prepared> {
@@ -81,14 +91,8 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
   let accel: { accel: 'tcg' | 'kvm'; reason: string };
   if (o.testbed === 'nested') {
     // The whole result directory is shared with the L1 hosts: the L2 QEMUs write their logs into it.
-    nested = await NestedTestbed.create(nestedOptions(o, 0));
-    const f = [nested.facts.a, nested.facts.b];
-    const missing = f.filter((h) => !h.nested_kvm);
-    if (missing.length) {
-      await nested.destroy();
-      throw new HecaError('nested KVM is not available in the L1 hosts', { why: missing.map((h) => `${h.name}: ${h.nested_kvm_detail}`).join('; '), fix: 'the L1 hosts need a CPU with SVM/VMX: TCG -cpu max has SVM' });
-    }
-    accel = { accel: 'kvm', reason: `L2 guests under nested KVM (${f[0]!.nested_kvm_detail}) in L1 hosts under ${nested.accel.accel} (${nested.accel.reason})` };
+    nested = await bootNested(o, 0);
+    accel = { accel: 'kvm', reason: `L2 guests under nested KVM (${nested.facts.a.nested_kvm_detail}) in L1 hosts under ${nested.accel.accel} (${nested.accel.reason})` };
   } else {
     accel = await chooseAccel(o.accel, () => probeKvm(o.qemu, o.guest, workloadAppend(makeWorkload('idle', 256)), o.out));
   }
@@ -143,12 +147,8 @@ export async function prepare(o: PrepareOptions): Promise<Prepared> {
           await nested!.destroy();
           nested = undefined;
           try {
-            nested = await NestedTestbed.create(nestedOptions(o, runs));
-            const noKvm = [nested.facts.a, nested.facts.b].filter((h) => !h.nested_kvm);
-            if (noKvm.length) throw new HecaError('nested KVM is not available in the L1 hosts booted again', { why: noKvm.map((h) => `${h.name}: ${h.nested_kvm_detail}`).join('; ') });
+            nested = await bootNested(o, runs);
           } catch (e) {
-            await nested?.destroy();
-            nested = undefined;
             lost = new HecaError(`the nested testbed could not be booted again after an L1 host died (before run ${runs})`, { why: e instanceof HecaError ? `${e.message}: ${e.why}` : String(e), fix: `see ${report} and ${join(o.out, 'nested', `restart-${runs}`)}` });
             throw lost;
           }

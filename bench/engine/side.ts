@@ -33,6 +33,16 @@ export function sideOf(vm: Vm, name: Side['name']): Side {
   };
 }
 
+/**
+ * A RESET or SHUTDOWN event the guest caused (a triple fault, a reboot, a
+ * power-off): its reason; undefined for our own stop (quit, SIGTERM at teardown).
+ */
+export function guestResetReason(e: { event: string; data?: unknown }): string | undefined {
+  const reason = (e.data as { reason?: string } | undefined)?.reason;
+  if (e.event === 'SHUTDOWN' && (reason === 'host-qmp-quit' || reason === 'host-signal')) return undefined;
+  return reason ?? 'unknown';
+}
+
 /** "RIP=... CR0=... CR2=... CR3=... CR4=... EFER=..." from QEMU's `info registers` (EIP outside long mode). */
 export function registerSummary(text: string): string {
   const pick = (name: string): string[] => {
