@@ -25,6 +25,7 @@ base_pkgs=(
   libcairo2-dev libpango1.0-dev libjpeg-dev libgif-dev librsvg2-dev
   perl linux-source-6.12
   ibverbs-providers ibverbs-utils perftest qperf
+  gdb  # the backtrace of an L2 QEMU's core dump (bench/testbed/nested/cores.ts)
 )
 # Packages only bookworm-backports has in a usable version.
 bpo_pkgs=(meson python3-pycotap)

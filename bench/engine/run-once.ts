@@ -13,16 +13,17 @@
  *   verify    (verify.ts)   the integrity check where the guest now runs
  *   teardown  (here)        the guest's timeline, logs, QEMUs and testbed gone
  */
-import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { HecaError } from '../../tools/core/errors.ts';
-import { debug, info } from '../../tools/core/log.ts';
+import { debug, info, warn } from '../../tools/core/log.ts';
 import type { RunRecord, ScenarioParams, WorkloadParams } from '../results/schema.ts';
 import { policyFor } from '../scenario/policy.ts';
 import { onCleanup } from '../testbed/cleanup.ts';
 import { type Migration, prepareMigration, startHosts } from './arrange.ts';
 import { collect, collectTimeline, failIfNotInjected } from './collect.ts';
 import { observe, startMigration } from './observe.ts';
+import { faultPath } from './fault-path.ts';
 import { postMortem } from './postmortem.ts';
 import { newRun, type Run, type RunContext } from './run.ts';
 import { saveRegisters, sideOf } from './side.ts';
@@ -58,6 +59,10 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     writeFileSync(join(run.logs, 'guest-src.jsonl'), (run.src?.channel.messages ?? []).map((m) => JSON.stringify(m)).join('\n'));
     writeFileSync(join(run.logs, 'guest-dst.jsonl'), (run.dst?.channel.messages ?? []).map((m) => JSON.stringify(m)).join('\n'));
     await teardown(run);
+    const dstLog = join(run.logs, 'dst', 'qemu.log');
+    const path = existsSync(dstLog) ? faultPath(readFileSync(dstLog, 'utf8')) : undefined;
+    if (path) run.rec.fault_path = path;
+    await reportCores(run);
     unregister();
   }
   const rec = run.rec;
@@ -125,6 +130,36 @@ async function postMortemOf(run: Run): Promise<void> {
   info(`  ${run.label}: post-mortem: ${said}`);
   run.rec.reason = `${run.rec.reason ?? 'failed'}; post-mortem: ${said}`;
   appendFileSync(join(run.logs, 'error.txt'), `post-mortem: ${said}\n`);
+}
+
+/**
+ * A QEMU of the run that dumped core (the testbed keeps them: nested) fails
+ * the run, whatever it did before: its signal, thread and top frames go into
+ * the reason, gdb's backtraces of every thread and the core itself into
+ * logs/<run>/<side>/. Called once the QEMUs have exited. Never throws.
+ */
+async function reportCores(run: Run): Promise<void> {
+  const cores = await run.bed?.coreDumps?.().catch((e: unknown) => {
+    warn(`  ${run.label}: looking for core dumps: ${(e as Error).message}`);
+    return [];
+  }) ?? [];
+  for (const c of cores) {
+    const dir = join(run.logs, c.role);
+    const core = join(dir, basename(c.file));
+    try {
+      renameSync(c.file, core);
+    } catch {
+      copyFileSync(c.file, core);
+      rmSync(c.file, { force: true });
+    }
+    const bt = join(dir, `core-${c.pid}.txt`);
+    writeFileSync(bt, c.backtrace);
+    const said = `the ${c.role === 'src' ? 'source' : 'destination'} QEMU (pid ${c.pid} in ${c.host}) dumped core: ${c.summary} (every thread's backtrace: ${bt}; the core: ${core})`;
+    warn(`  ${run.label}: ${said}`);
+    run.rec.reason = run.rec.status === 'failed' && run.rec.reason ? `${run.rec.reason}; ${said}` : said;
+    run.rec.status = 'failed';
+    appendFileSync(join(run.logs, 'error.txt'), `${said}\n`);
+  }
 }
 
 /** Phase 6: both QEMUs stopped, the testbed destroyed, RAM files removed. Safe to call twice. */

@@ -4,6 +4,7 @@
  * was cancelled). A single bad page fails the run; a guest reset fails it at
  * once, naming the side and the reason.
  */
+import { warn } from '../../tools/core/log.ts';
 import type { Vm } from '../guest/vm.ts';
 import type { Migration } from './arrange.ts';
 import type { RunHooks } from './run.ts';
@@ -13,6 +14,13 @@ export async function verify(m: Migration, running: Vm, side: 'src' | 'dst', hoo
   await hooks?.beforeCheck?.(running, side);
   if (m.reset) await m.resetSeen; // rejects once the registers are saved
   await running.guard(Promise.race([running.channel.waitFor('tick', { timeoutMs: 120_000 }), m.resetSeen]), 'waiting for the guest to run');
+  // The gaps between page writes since `migrate` (the source counted until then): a page fault of post-copy is one.
+  if (side === 'dst' && rec.guest.gaps_before) {
+    rec.guest.gaps_migrating = await running.guard(running.channel.gaps({ timeoutMs: 10_000 }), 'asking the guest for its gaps').catch((e: unknown) => {
+      warn(`  ${m.run.label}: the guest did not report its gaps after the migration (${(e as Error).message})`);
+      return undefined;
+    });
+  }
   const chk = await running.guard(Promise.race([running.channel.check({ timeoutMs: 300_000 }), m.resetSeen]), 'the integrity check');
   rec.integrity = { ok: chk.bad_pages === 0 && chk.pages_checked > 0, pages_checked: chk.pages_checked, bad_pages: chk.bad_pages, first_bad: chk.first_bad };
   const dest = rec.destinations?.[0];

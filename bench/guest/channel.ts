@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { HecaError } from '../../tools/core/errors.ts';
 import { debug } from '../../tools/core/log.ts';
 import { connectRetrying, isTcpAddr, SocketConnectError } from '../../tools/core/sockaddr.ts';
+import type { Gaps } from '../results/schema.ts';
 
 export interface ReadyMessage {
   t: 'ready';
@@ -59,6 +60,16 @@ export interface WhereMessage {
   /** Guest-physical address of the page. */
   gpa: number;
 }
+export interface GapsMessage {
+  t: 'gaps';
+  /** Guest CLOCK_MONOTONIC, ms, now and at the previous `gaps` (or ready). */
+  ms: number;
+  since_ms: number;
+  /** Page writes in between. */
+  ops: number;
+  /** [lower bound ns, count] of the gaps between two page writes of 65.5 µs or more, quarter-octave buckets. */
+  gaps: Array<[number, number]>;
+}
 export interface ByeMessage {
   t: 'bye';
 }
@@ -68,7 +79,7 @@ export interface ErrorMessage {
   /** Set when the workload exits because of it (bad kernel parameters). */
   fatal?: boolean;
 }
-export type GuestMessage = ReadyMessage | TickMessage | CheckMessage | WhereMessage | ByeMessage | ErrorMessage;
+export type GuestMessage = ReadyMessage | TickMessage | CheckMessage | WhereMessage | GapsMessage | ByeMessage | ErrorMessage;
 export type GuestMessageType = GuestMessage['t'];
 export type MessageOf<T extends GuestMessageType> = Extract<GuestMessage, { t: T }>;
 
@@ -335,6 +346,12 @@ export class GuestChannel {
     if (!Number.isInteger(page) || page < 0) throw new HecaError(`where ${page}: not a page index`, { why: 'it must be a whole number >= 0' });
     const m = await this.request(`where ${page}`, 'where', opts.timeoutMs ?? 10_000, (w) => w.page === page);
     return m.gpa;
+  }
+
+  /** The gaps between page writes since the last call (or the workload's start); counting restarts. */
+  async gaps(opts: { timeoutMs?: number } = {}): Promise<Gaps> {
+    const m = await this.request('gaps', 'gaps', opts.timeoutMs ?? 10_000);
+    return { span_ms: m.ms - m.since_ms, ops: m.ops, buckets: m.gaps };
   }
 
   /** Ask the workload to exit (the guest then powers off); resolves on its `bye`. */

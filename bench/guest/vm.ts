@@ -51,7 +51,8 @@ export function vmArgs(c: VmConfig): string[] {
   return [
     // Named threads (CPU 0/KVM, live_migration, postcopy/fault...) in ps and in a failed run's thread report.
     '-name', `${c.name},debug-threads=on`,
-    '-machine', 'pc,memory-backend=mem0',
+    // A QEMU that crashes dumps its own memory, not the guest's (the nested testbed keeps cores).
+    '-machine', 'pc,memory-backend=mem0,dump-guest-core=off',
     '-object', backend,
     '-accel', c.accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
     '-cpu', c.accel === 'kvm' ? 'host' : 'max',

@@ -27,8 +27,15 @@
  *       every interval. max_stall_us: longest gap between two consecutive
  *       ops in the interval; with a rate limit, the lateness of an op
  *       against its schedule (time idle by design is not a stall).
+ *   {"t":"gaps","ms":M,"since_ms":m,"ops":n,"gaps":[[lo_ns,count],...]}
+ *       on the command `gaps`: the gaps between two consecutive ops of
+ *       65.5 us or more since the previous `gaps` (or since ready), counted
+ *       in buckets of a quarter octave (lo_ns: a bucket's lower bound; the
+ *       last bucket, from 60.1 s, holds everything longer); then restarts.
+ *       A page write that faults (post-copy) is such a gap: the time the
+ *       vCPU lost to it, as the guest sees it.
  *   {"t":"check",...} {"t":"where",...} {"t":"bye"} {"t":"error","msg":..}
- * Host -> guest (one command per line): check | where I | quit
+ * Host -> guest (one command per line): check | where I | gaps | quit
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -319,6 +326,32 @@ static void poll_commands(void)
 static uint64_t tick_seq, tick_ops;
 static int64_t tick_start, next_tick, max_stall, prev_op;
 
+/*
+ * Gaps between ops from 2^16 ns (65.5 us) up, in quarter-octave buckets:
+ * a gap of v = ns >> 14 units (v >= 4) with highest bit o + 2 and the two
+ * bits below it f falls in bucket 4 * o + f, [(4 + f) << (o + 14),
+ * (5 + f) << (o + 14)) ns.
+ */
+#define GAP_SHIFT 14
+#define GAP_BUCKETS 80
+static uint64_t gaps[GAP_BUCKETS], gaps_ops;
+static int64_t gaps_since;
+
+static void count_gap(int64_t ns)
+{
+	uint64_t v = (uint64_t)ns >> GAP_SHIFT;
+	if (v < 4)
+		return;
+	int o = 63 - __builtin_clzll(v) - 2;
+	unsigned b = (unsigned)o * 4 + (unsigned)(v >> o & 3);
+	gaps[b < GAP_BUCKETS ? b : GAP_BUCKETS - 1]++;
+}
+
+static uint64_t gap_bucket_lo(unsigned b)
+{
+	return (uint64_t)(4 + b % 4) << (b / 4 + GAP_SHIFT);
+}
+
 static void emit_tick(int64_t now)
 {
 	emit(0, "{\"t\":\"tick\",\"seq\":%" PRIu64 ",\"ms\":%.3f,\"interval_ms\":%.3f,\"ops\":%" PRIu64 ",\"max_stall_us\":%" PRId64 "}",
@@ -410,6 +443,27 @@ static void cmd_where(const char *arg)
 	emit(0, "{\"t\":\"where\",\"page\":%llu,\"gpa\":%" PRIu64 "}", idx, pfn * PAGE_SIZE);
 }
 
+static void cmd_gaps(void)
+{
+	char list[GAP_BUCKETS * 32 + 1];
+	size_t off = 0;
+	for (unsigned b = 0; b < GAP_BUCKETS; b++)
+		if (gaps[b] && off < sizeof list)
+			off += (size_t)snprintf(list + off, sizeof list - off, "%s[%" PRIu64 ",%" PRIu64 "]", off ? "," : "",
+						gap_bucket_lo(b), gaps[b]);
+	list[off < sizeof list ? off : sizeof list - 1] = 0;
+	int64_t now = now_ns();
+	/* Longer than emit()'s line: written as it is. */
+	char line[sizeof list + 160];
+	int n = snprintf(line, sizeof line, "{\"t\":\"gaps\",\"ms\":%.3f,\"since_ms\":%.3f,\"ops\":%" PRIu64 ",\"gaps\":[%s]}\n",
+			 (double)now / 1e6, (double)gaps_since / 1e6, gaps_ops, list);
+	if (n > 0)
+		ctl_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+	memset(gaps, 0, sizeof gaps);
+	gaps_ops = 0;
+	gaps_since = now;
+}
+
 static void do_command(char *line)
 {
 	while (*line == ' ' || *line == '\t')
@@ -421,6 +475,8 @@ static void do_command(char *line)
 		cmd_check();
 	else if (!strncmp(line, "where ", 6))
 		cmd_where(line + 6);
+	else if (!strcmp(line, "gaps"))
+		cmd_gaps();
 	else if (!strcmp(line, "quit")) {
 		emit(1, "{\"t\":\"bye\"}");
 		tcdrain(ctl);
@@ -515,6 +571,7 @@ int main(void)
 	next_tick = now + interval_ns;
 	prev_op = now;
 	sched_due = now;
+	gaps_since = now;
 
 	for (;;) {
 		now = now_ns();
@@ -542,6 +599,8 @@ int main(void)
 		int64_t since = period_ns && sched_due > prev_op ? sched_due : prev_op;
 		if (now - since > max_stall)
 			max_stall = now - since;
+		count_gap(now - since);
+		gaps_ops++;
 
 		uint64_t idx = next_page();
 		write_page(idx, ++gens[idx]);

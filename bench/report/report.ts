@@ -8,7 +8,7 @@ import { envSubtitle, writeCharts } from './charts.ts';
 import { formatBytes, mdTable, problems, ratioTable, RUN_HEAD, runLine, summaryTable } from './format.ts';
 import type { BenchResult, Environment, QemuBuild, WorkloadParams } from '../results/schema.ts';
 import { convergenceEnd } from '../scenario/catalog.ts';
-import { faultLatencyTable, rdmaLinkTable, recoveryTable, transportWarnings } from './transport.ts';
+import { faultLatencyTable, faultPathTable, rdmaLinkTable, recoveryTable, transportWarnings } from './transport.ts';
 
 export function environmentTable(env: Environment): string {
   const rows: string[][] = [
@@ -82,6 +82,10 @@ export async function writeReport(result: BenchResult, out: string): Promise<str
   const lat = faultLatencyTable(result);
   if (lat) {
     md.push('## Fault latency against the link\n', 'Per run: the median remote fault latency on the destination (fault to page placed), estimated from `postcopy-latency-dist` (log2 buckets: within a factor 2), against the raw link measured in this invocation (`ib_read_lat`, 4 KiB, typical) and against the same policy over tcp in the same repeat.\n', lat, '');
+  }
+  const faultPath = faultPathTable(result);
+  if (faultPath) {
+    md.push('## Where a page fault\'s time goes\n', 'Per run: the guest\'s side — the gaps between its page writes that the migration added (those from migrate to the end, less the guest\'s own gaps before migrate at the same rate per second; quarter-octave buckets of 65.5 µs and up), how many and their median; QEMU\'s side — the fault latency on the destination (fault thread to page placed, `postcopy-latency-dist`) and, where the run traced `postcopy_rdma_dst_demand_placed`, its stages for each page a fault read itself: fault → READ posted (a free read slot included), the READ until its completion was polled, completion → placed. The last column is the guest\'s median less QEMU\'s (the traced sum where there is one): the kernel\'s way from the vCPU\'s fault to the fault thread and back to the vCPU running, as a difference of medians.\n', faultPath, '');
   }
   const pull = rdmaLinkTable(result);
   if (pull) {

@@ -9,7 +9,7 @@
  *   - warnings: an rdma run whose pages evidently did not travel by RDMA READ.
  */
 import type { BenchResult, RunRecord, ScenarioParams, ScenarioResult } from '../results/schema.ts';
-import { distQuantileUs, faultLatencyP50Us } from '../results/stats.ts';
+import { addedGaps, distQuantileUs, faultLatencyP50Us, gapQuantileUs } from '../results/stats.ts';
 import { globalsId } from '../scenario/catalog.ts';
 import { formatBytes, formatMs, formatRatio, formatUs, mdTable } from './format.ts';
 
@@ -72,6 +72,37 @@ export function faultLatencyTable(result: BenchResult): string | undefined {
   if (rows.length === 0) return undefined;
   return mdTable(['scenario', 'repeat', 'transport', 'faults', 'fault latency p50 (dst)', `÷ RDMA READ 4 KiB typical${probe === undefined ? '' : ` (${formatUs(probe)})`}`, '÷ same policy over tcp, same repeat', 'postcopy-rdma reported by', 'RDMA READ p50 (postcopy-rdma)',
     ...(rttMs > 0 ? [`÷ link RTT (${rttMs} ms)`] : []), 'post-copy pages that came in the background'], rows);
+}
+
+/**
+ * One row per run where the guest reported its gaps between page writes:
+ * where a page fault's time goes. The guest's side: the gaps the migration
+ * added (those while migrating, less the guest's own before migrate at the
+ * same rate), their count and median. QEMU's side: the fault latency
+ * (fault thread -> placed) and, with the trace event on, its three stages.
+ * The difference between the guest's median and QEMU's is the kernel's way
+ * to the fault thread and back to the vCPU. Undefined when no run has gaps.
+ */
+export function faultPathTable(result: BenchResult): string | undefined {
+  const rows: string[][] = [];
+  for (const s of result.scenarios) {
+    for (const r of s.runs) {
+      const g = r.guest;
+      if (!g.gaps_before || !g.gaps_migrating || !r.postcopy_latency) continue;
+      const added = addedGaps(g.gaps_before, g.gaps_migrating);
+      const guest = gapQuantileUs(added, 0.5);
+      const qemu = faultLatencyP50Us(r);
+      const p = r.fault_path;
+      rows.push([
+        s.scenario.name, String(r.repeat), s.scenario.transport ?? 'tcp',
+        String(r.postcopy_latency.faults), String(added.reduce((a, [, n]) => a + n, 0)), formatUs(guest), formatUs(qemu),
+        p ? `${p.faults}` : '–', p ? formatUs(p.to_post_us) : '–', p ? formatUs(p.read_us) : '–', p ? formatUs(p.to_place_us) : '–', p ? formatUs(p.total_us) : '–',
+        guest !== null && qemu !== null ? formatUs(guest - (p?.total_us ?? qemu)) : '–',
+      ]);
+    }
+  }
+  if (rows.length === 0) return undefined;
+  return mdTable(['scenario', 'repeat', 'transport', 'faults (QEMU)', 'gaps added (guest)', 'guest: added gap p50', 'QEMU: fault latency p50', 'traced faults', 'fault → READ posted', 'READ → completion', 'completion → placed', 'traced sum p50', 'guest − QEMU (kernel, vCPU)'], rows);
 }
 
 /** Of the pages placed in post-copy, the share that arrived before the guest asked for them ("97.12%"), or "–". */

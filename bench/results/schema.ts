@@ -186,6 +186,23 @@ export const PostcopyLatencySchema = Type.Object({
 });
 export type PostcopyLatency = Static<typeof PostcopyLatencySchema>;
 
+export const GapsSchema = Type.Object({
+  span_ms: Num('guest time the histogram covers'),
+  ops: Int('page writes in that time'),
+  buckets: Type.Array(Type.Tuple([Int(), Int()]), { description: '[lower bound in ns, count]: gaps between two consecutive page writes of 65.5 µs or more, in quarter-octave buckets (the guest workload\'s `gaps`); a page write that faults in post-copy is one' }),
+}, { description: "the guest's gaps between page writes (version 3): gaps_before from its start to `migrate` (the source), gaps_migrating from `migrate` to the end of the migration (the destination, asked before its integrity check)" });
+export type Gaps = Static<typeof GapsSchema>;
+
+export const FaultPathSchema = Type.Object({
+  faults: Int('demand faults resolved by a READ of their own, traced'),
+  to_post_us: Num('median: the fault thread got the fault -> its READ posted'),
+  read_us: Num('median: READ posted -> its completion polled'),
+  to_place_us: Num('median: completion polled -> page placed (UFFDIO_COPY returned, the vCPU woken)'),
+  total_us: Num('median of the sum, per fault'),
+  read_share: Num('median over faults of read time / total'),
+}, { description: "with --qemu-trace postcopy_rdma_dst_demand_placed: where the destination QEMU's time goes per demand fault of the RDMA pull (version 3)" });
+export type FaultPath = Static<typeof FaultPathSchema>;
+
 export const IntegritySchema = Type.Object({
   ok: Type.Boolean(),
   pages_checked: Int(),
@@ -251,6 +268,8 @@ export const RunRecordSchema = Type.Object({
   }),
   guest: Type.Object({
     max_stall_ms: Nullable(Num('largest stall the guest saw, across the whole run')),
+    gaps_before: Type.Optional(GapsSchema),
+    gaps_migrating: Type.Optional(GapsSchema),
     max_gap_host_ms: Nullable(Num('longest gap between two progress lines as the host received them')),
     ops_timeline: Type.Array(OpsSampleSchema),
   }),
@@ -269,6 +288,7 @@ export const RunRecordSchema = Type.Object({
     source: Type.Record(Type.String(), Num()),
     destination: Type.Record(Type.String(), Num()),
   }, { description: "the nested testbed: each side's RDMA device (rxe0) port counters from migrate to the end, as the kernel names them (sent_pkts, rcvd_pkts, duplicate_request, out_of_seq_request, rcvd_seq_err, completer_retry_err, retry_exceeded_err...); a device re-created meanwhile counts from its creation; version 3" })),
+  fault_path: Type.Optional(FaultPathSchema),
   logs_dir: Str('where the logs of this run are, relative to OUT'),
 });
 export type RunRecord = Static<typeof RunRecordSchema>;

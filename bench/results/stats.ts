@@ -4,7 +4,7 @@
  * repeat (repeats are interleaved, so run r of every scenario saw the same
  * moment of a noisy machine).
  */
-import type { Comparison, RunRecord, ScenarioResult, Summary } from './schema.ts';
+import type { Comparison, Gaps, RunRecord, ScenarioResult, Summary } from './schema.ts';
 
 export function median(xs: readonly number[]): number | null {
   return quantile(xs, 0.5);
@@ -174,4 +174,43 @@ export function compareScenarios(scenarios: readonly ScenarioResult[], baselineI
 export function baselineIndex(scenarios: readonly ScenarioResult[]): number {
   const i = scenarios.findIndex((s) => s.runs.some((r) => r.status === 'completed'));
   return i < 0 ? 0 : i;
+}
+
+/**
+ * A quantile of the guest's gaps between page writes (Gaps.buckets: [lower
+ * bound ns, count], quarter-octave buckets), µs, counting only gaps of at
+ * least `fromNs` (a bucket counts when its lower bound is): the bucket that
+ * holds it, interpolated geometrically up to the next bucket's bound. Null
+ * without such gaps.
+ */
+export function gapQuantileUs(buckets: readonly (readonly [number, number])[], q: number, fromNs = 0): number | null {
+  const kept = buckets.filter(([lo]) => lo >= fromNs).sort((a, b) => a[0] - b[0]);
+  const total = kept.reduce((a, [, n]) => a + n, 0);
+  if (!total) return null;
+  const want = q * total;
+  let seen = 0;
+  for (const [lo, n] of kept) {
+    if (seen + n >= want && n > 0) {
+      // The next bucket's bound: a quarter octave up (5/4, 6/5, 7/6 or 8/7 of this one).
+      const quarter = lo / 2 ** Math.floor(Math.log2(lo)) * 4;
+      const hi = lo * (Math.round(quarter) + 1) / Math.round(quarter);
+      return (lo * (hi / lo) ** ((want - seen) / n)) / 1000;
+    }
+    seen += n;
+  }
+  return kept.at(-1)![0] / 1000;
+}
+
+/**
+ * The gaps a migration added to the guest's: per bucket, the gaps seen
+ * while migrating less those the guest had before at the same rate per unit
+ * of time (timer interrupts, the host's own scheduling), never below 0. What
+ * is left is, mostly, the time the guest lost to page faults.
+ */
+export function addedGaps(before: Gaps, during: Gaps): [number, number][] {
+  const scale = before.span_ms > 0 ? during.span_ms / before.span_ms : 0;
+  const base = new Map(before.buckets.map(([lo, n]) => [lo, n] as const));
+  return during.buckets
+    .map(([lo, n]): [number, number] => [lo, Math.max(0, Math.round(n - (base.get(lo) ?? 0) * scale))])
+    .filter(([, n]) => n > 0);
 }

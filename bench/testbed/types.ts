@@ -5,6 +5,7 @@
  */
 import type { Spawner, VmConfig } from '../guest/vm.ts';
 import type { CutDone } from './cut.ts';
+import type { CoreDump } from './nested/cores.ts';
 import type { RdmaCounterPair } from './nested/rxe.ts';
 
 /** The two "hosts" of one run, as the engine uses them. */
@@ -24,6 +25,12 @@ export interface RunTestbed {
    * state); undefined otherwise.
    */
   explainGuestCpu?(registers: string, guestMemMib: number): string | undefined;
+  /**
+   * The core dumps the processes this run started left (nested: an L2 QEMU
+   * that crashed in its L1 host), each read with gdb; absent where the
+   * testbed keeps none. Complete once those processes have exited.
+   */
+  coreDumps?(): Promise<CoreDump[]>;
   /** Bytes on the link, as the source's end counts them. */
   wireBytes(): Promise<{ tx: number; rx: number }>;
   /** Each side's RDMA device counters (the nested testbed, where rxe0 runs on the link). */

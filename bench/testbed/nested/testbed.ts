@@ -25,6 +25,7 @@ import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
 import { cutLink, restoreLink, type EndExec } from '../cut.ts';
 import { localThreads, threadsArgv } from '../threads.ts';
+import { coreDumpOf, type CoreDump } from './cores.ts';
 import { describeCpus, guestHoldsHostState, parseCpus, symbolizer } from './l1-cpus.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
@@ -231,6 +232,7 @@ export class NestedTestbed {
    */
   runTestbed(): RunTestbed {
     const started: Spawned[] = [];
+    const procs: Array<{ role: 'src' | 'dst'; host: string; pid: number; cmd: string }> = [];
     const hostOf = (role: 'src' | 'dst') => (role === 'src' ? this.a : this.b);
     const ends = { src: { dev: 'link0', addr: A_ADDR }, dst: { dev: 'link0', addr: B_ADDR } };
     let cut = false;
@@ -252,6 +254,7 @@ export class NestedTestbed {
         const p = await h.agent.spawn([cmd, ...args], { logFile });
         const s = agentSpawned(h, p);
         started.push(s);
+        procs.push({ role, host: h.name, pid: p.pid, cmd });
         await waitListening(h, [L2_PORTS.qmp, L2_PORTS.ctl], 60_000, s);
         return s;
       },
@@ -265,6 +268,10 @@ export class NestedTestbed {
         }
         // The host itself does not answer: what its own QEMU (here, at L0) does, and where its CPUs are.
         return `L1 host ${h.name} did not answer within 20 s; ${await silentHostReport(h)}`;
+      },
+      coreDumps: async () => {
+        const found = await Promise.all(procs.map((p) => coreDumpOf(this.sharedDir, p.role, p.host, p.pid, p.cmd)));
+        return found.filter((c): c is CoreDump => c !== undefined);
       },
       explainGuestCpu: (registers, guestMemMib) => guestHoldsHostState(registers, guestMemMib, l1Symbols()),
       wireBytes: () => this.wireBytes(),
