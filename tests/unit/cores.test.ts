@@ -23,9 +23,14 @@ test('the summary names the signal, the thread, its LWP and its top frames, the 
   assert.is(s.split(' <- ').length, 3);
 });
 
-test('without a thread name, the LWP; without gdb\'s signal line, said so', () => {
+test('a process of one thread: its frames once, not the frame gdb shows on loading the core again', () => {
+  const one = readFileSync(join(repoRoot, 'tests', 'fixtures', 'gdb-core-single-thread.txt'), 'utf8');
+  assert.is(coreSummary(one, 'one'), 'SIGSEGV in thread "one" (LWP 15002): #0 0x0000000000000000 in ?? () <- #1 0x0000555555555136 in main () at one.c:3');
+});
+
+test('without a thread name, the LWP; without gdb\'s signal line or markers, said so', () => {
   assert.match(coreSummary(gdbText), /^SIGSEGV in LWP 4293: #0 /);
-  assert.is(coreSummary('#0  0x1 in f ()\n'), 'an unknown signal in an unknown thread: #0 0x1 in f ()');
+  assert.is(coreSummary('#0  0x1 in f ()\n'), 'an unknown signal in an unknown thread');
 });
 
 test('the core of a host\'s pid is found by l1-init\'s name, the newest if the pid came back, "!" read as "/"', () => {

@@ -41,13 +41,18 @@ export function findCore(sharedDir: string, host: string, pid: number): CoreFile
   return last === undefined ? undefined : { file: join(dir, last.n), thread: last.thread };
 }
 
+/** Where readCore()'s gdb output turns to the next command's. */
+const BT = '==bt==';
+const THREADS = '==threads==';
+const ALL = '==all==';
+
 /**
  * gdb's reading of `core` with `binary`: the crashing thread's backtrace, the
- * list of threads, then every thread's backtrace. Throws a HecaError when gdb
+ * list of threads, then every thread's backtrace, each after a marker line. Throws a HecaError when gdb
  * cannot run or read the core.
  */
 export async function readCore(binary: string, core: string, timeoutMs = 120_000): Promise<string> {
-  const r = await run('gdb', ['-batch', '-nx', '-ex', 'set pagination off', '-ex', 'bt', '-ex', 'info threads', '-ex', 'thread apply all bt', binary, core], {
+  const r = await run('gdb', ['-batch', '-nx', '-ex', 'set pagination off', '-ex', `echo ${BT}\\n`, '-ex', 'bt', '-ex', `echo ${THREADS}\\n`, '-ex', 'info threads', '-ex', `echo ${ALL}\\n`, '-ex', 'thread apply all bt', binary, core], {
     probe: true, allowFail: true, timeoutMs,
   });
   if (r.exitCode === 127) throw new HecaError(`cannot read the core dump ${core}`, { why: 'gdb is not installed', fix: 'run tools/setup-host.sh as root (it installs gdb)' });
@@ -65,20 +70,18 @@ export async function readCore(binary: string, core: string, timeoutMs = 120_000
  * `SIGSEGV in thread "mig/dst/rdmabg" (LWP 285): #0 0x0000000000000000 in ?? () <- #1 ... in pull_worker (...) at ...`.
  */
 export function coreSummary(gdbText: string, thread?: string, frames = 3): string {
-  const lines = gdbText.split('\n');
+  const section = (from: string, to: string) => {
+    const a = gdbText.indexOf(`${from}\n`);
+    if (a < 0) return [];
+    const b = gdbText.indexOf(`${to}\n`, a);
+    return gdbText.slice(a + from.length + 1, b < 0 ? undefined : b).split('\n');
+  };
   const signal = /Program terminated with signal (\w+)/.exec(gdbText)?.[1] ?? 'an unknown signal';
-  const lwp = /\[Current thread is \d+ \(.*?LWP (\d+)\)/.exec(gdbText)?.[1];
+  const current = section(THREADS, ALL).find((l) => /^\*\s+\d+\s/.test(l)) ?? '';
+  // "Thread 0x7f.. (LWP 285)", "LWP 285" or "process 285" (a process of one thread, without libthread_db)
+  const lwp = /\b(?:LWP|process) (\d+)/.exec(current)?.[1];
   const who = thread ? `thread "${thread}"${lwp ? ` (LWP ${lwp})` : ''}` : lwp ? `LWP ${lwp}` : 'an unknown thread';
-  // `bt` of the crashing thread comes after gdb's "[Current thread is ...]" (before it: the frame gdb
-  // shows on loading the core), from its "#0" to the first line that is not a frame.
-  const after = lines.findIndex((l) => l.startsWith('[Current thread is'));
-  const start = lines.findIndex((l, i) => i > after && /^#0\s/.test(l));
-  const top: string[] = [];
-  for (let i = start; i >= 0 && i < lines.length && top.length < frames; i++) {
-    const l = lines[i]!;
-    if (/^#\d+\s/.test(l)) top.push(l.replace(/\s+/g, ' ').trim());
-    else if (!/^\s/.test(l)) break;
-  }
+  const top = section(BT, THREADS).filter((l) => /^#\d+\s/.test(l)).slice(0, frames).map((l) => l.replace(/\s+/g, ' ').trim());
   return `${signal} in ${who}${top.length ? `: ${top.join(' <- ')}` : ''}`;
 }
 
