@@ -3,8 +3,8 @@
  * from its trace event postcopy_rdma_dst_demand_placed (one line per demand
  * READ placed, in QEMU's log when the bench runs with --qemu-trace
  * postcopy_rdma_dst_demand_placed): fault -> READ posted -> completion
- * polled -> page placed. The guest's side of the same faults (the gaps
- * between its page writes) is in the run's guest record.
+ * polled -> page placed. The guest's side of the same faults (its page
+ * writes that took long) is in the run's guest record.
  */
 import type { FaultPath } from '../results/schema.ts';
 import { median } from '../results/stats.ts';

@@ -85,10 +85,10 @@ async function act(m: Migration, actions: Action[]): Promise<void> {
 
 /** Phase 2: `migrate`, and what the policy does right after it. */
 export async function startMigration(m: Migration): Promise<void> {
-  // The guest's gaps between page writes until now; those of the migration are asked of the destination at its end (verify.ts).
+  // The guest's slow page writes until now; those of the migration are asked of the destination at its end (verify.ts).
   const vm = m.run.src;
-  m.run.rec.guest.gaps_before = vm && await m.src.guard(vm.channel.gaps({ timeoutMs: 5000 }), 'asking the guest for its gaps').catch((e: unknown) => {
-    warn(`  ${m.run.label}: the guest did not report its gaps before migrate (${(e as Error).message}); the fault path table will lack them`);
+  m.run.rec.guest.slow_before = vm && await m.src.guard(vm.channel.slowWrites({ timeoutMs: 5000 }), 'asking the guest for its slow writes').catch((e: unknown) => {
+    warn(`  ${m.run.label}: the guest did not report its slow writes before migrate (${(e as Error).message}); the report's fault path table will lack this run`);
     return undefined;
   });
   m.wire0 = await m.link.wireBytes();

@@ -144,21 +144,32 @@ async function reportCores(run: Run): Promise<void> {
     return [];
   }) ?? [];
   for (const c of cores) {
-    const dir = join(run.logs, c.role);
-    const core = join(dir, basename(c.file));
-    try {
-      renameSync(c.file, core);
-    } catch {
-      copyFileSync(c.file, core);
-      rmSync(c.file, { force: true });
-    }
-    const bt = join(dir, `core-${c.pid}.txt`);
-    writeFileSync(bt, c.backtrace);
-    const said = `the ${c.role === 'src' ? 'source' : 'destination'} QEMU (pid ${c.pid} in ${c.host}) dumped core: ${c.summary} (every thread's backtrace: ${bt}; the core: ${core})`;
-    warn(`  ${run.label}: ${said}`);
+    // The run fails whatever happens to the files: a crash is never a footnote.
+    const said = `the ${c.role === 'src' ? 'source' : 'destination'} QEMU (pid ${c.pid} in ${c.host}) dumped core: ${c.summary}`;
     run.rec.reason = run.rec.status === 'failed' && run.rec.reason ? `${run.rec.reason}; ${said}` : said;
     run.rec.status = 'failed';
-    appendFileSync(join(run.logs, 'error.txt'), `${said}\n`);
+    let where: string;
+    try {
+      const dir = join(run.logs, c.role);
+      const core = join(dir, basename(c.file));
+      try {
+        renameSync(c.file, core);
+      } catch {
+        copyFileSync(c.file, core);
+        rmSync(c.file, { force: true });
+      }
+      const bt = join(dir, `core-${c.pid}.txt`);
+      writeFileSync(bt, c.backtrace);
+      where = `every thread's backtrace: ${bt}; the core: ${core}`;
+    } catch (e) {
+      where = `the core stays at ${c.file}: moving it into the run's logs failed (${(e as Error).message})`;
+    }
+    warn(`  ${run.label}: ${said} (${where})`);
+    try {
+      appendFileSync(join(run.logs, 'error.txt'), `${said} (${where})\n`);
+    } catch (e) {
+      warn(`  ${run.label}: cannot write error.txt: ${(e as Error).message}`);
+    }
   }
 }
 

@@ -14,10 +14,10 @@ export async function verify(m: Migration, running: Vm, side: 'src' | 'dst', hoo
   await hooks?.beforeCheck?.(running, side);
   if (m.reset) await m.resetSeen; // rejects once the registers are saved
   await running.guard(Promise.race([running.channel.waitFor('tick', { timeoutMs: 120_000 }), m.resetSeen]), 'waiting for the guest to run');
-  // The gaps between page writes since `migrate` (the source counted until then): a page fault of post-copy is one.
-  if (side === 'dst' && rec.guest.gaps_before) {
-    rec.guest.gaps_migrating = await running.guard(running.channel.gaps({ timeoutMs: 10_000 }), 'asking the guest for its gaps').catch((e: unknown) => {
-      warn(`  ${m.run.label}: the guest did not report its gaps after the migration (${(e as Error).message})`);
+  // The slow page writes since `migrate` (the source counted until then): a write that faults in post-copy is one.
+  if (side === 'dst' && rec.guest.slow_before) {
+    rec.guest.slow_migrating = await running.guard(running.channel.slowWrites({ timeoutMs: 10_000 }), 'asking the guest for its slow writes').catch((e: unknown) => {
+      warn(`  ${m.run.label}: the guest did not report its slow writes after the migration (${(e as Error).message}); the report's fault path table will lack this run`);
       return undefined;
     });
   }

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { HecaError } from '../../tools/core/errors.ts';
 import { debug } from '../../tools/core/log.ts';
 import { connectRetrying, isTcpAddr, SocketConnectError } from '../../tools/core/sockaddr.ts';
-import type { Gaps } from '../results/schema.ts';
+import type { SlowWrites } from '../results/schema.ts';
 
 export interface ReadyMessage {
   t: 'ready';
@@ -60,15 +60,15 @@ export interface WhereMessage {
   /** Guest-physical address of the page. */
   gpa: number;
 }
-export interface GapsMessage {
-  t: 'gaps';
-  /** Guest CLOCK_MONOTONIC, ms, now and at the previous `gaps` (or ready). */
+export interface SlowMessage {
+  t: 'slow';
+  /** Guest CLOCK_MONOTONIC, ms, now and at the previous `slow` (or ready). */
   ms: number;
   since_ms: number;
   /** Page writes in between. */
   ops: number;
-  /** [lower bound ns, count] of the gaps between two page writes of 65.5 µs or more, quarter-octave buckets. */
-  gaps: Array<[number, number]>;
+  /** [lower bound ns, count] of the page writes that took 65.5 µs or more, quarter-octave buckets by duration. */
+  writes: Array<[number, number]>;
 }
 export interface ByeMessage {
   t: 'bye';
@@ -79,7 +79,7 @@ export interface ErrorMessage {
   /** Set when the workload exits because of it (bad kernel parameters). */
   fatal?: boolean;
 }
-export type GuestMessage = ReadyMessage | TickMessage | CheckMessage | WhereMessage | GapsMessage | ByeMessage | ErrorMessage;
+export type GuestMessage = ReadyMessage | TickMessage | CheckMessage | WhereMessage | SlowMessage | ByeMessage | ErrorMessage;
 export type GuestMessageType = GuestMessage['t'];
 export type MessageOf<T extends GuestMessageType> = Extract<GuestMessage, { t: T }>;
 
@@ -348,10 +348,10 @@ export class GuestChannel {
     return m.gpa;
   }
 
-  /** The gaps between page writes since the last call (or the workload's start); counting restarts. */
-  async gaps(opts: { timeoutMs?: number } = {}): Promise<Gaps> {
-    const m = await this.request('gaps', 'gaps', opts.timeoutMs ?? 10_000);
-    return { span_ms: m.ms - m.since_ms, ops: m.ops, buckets: m.gaps };
+  /** The page writes that took 65.5 µs or more since the last call (or the workload's start); counting restarts. */
+  async slowWrites(opts: { timeoutMs?: number } = {}): Promise<SlowWrites> {
+    const m = await this.request('slow', 'slow', opts.timeoutMs ?? 10_000);
+    return { span_ms: m.ms - m.since_ms, ops: m.ops, buckets: m.writes };
   }
 
   /** Ask the workload to exit (the guest then powers off); resolves on its `bye`. */

@@ -27,15 +27,15 @@
  *       every interval. max_stall_us: longest gap between two consecutive
  *       ops in the interval; with a rate limit, the lateness of an op
  *       against its schedule (time idle by design is not a stall).
- *   {"t":"gaps","ms":M,"since_ms":m,"ops":n,"gaps":[[lo_ns,count],...]}
- *       on the command `gaps`: the gaps between two consecutive ops of
- *       65.5 us or more since the previous `gaps` (or since ready), counted
- *       in buckets of a quarter octave (lo_ns: a bucket's lower bound; the
- *       last bucket, from 60.1 s, holds everything longer); then restarts.
- *       A page write that faults (post-copy) is such a gap: the time the
- *       vCPU lost to it, as the guest sees it.
+ *   {"t":"slow","ms":M,"since_ms":m,"ops":n,"writes":[[lo_ns,count],...]}
+ *       on the command `slow`: the page writes that took 65.5 us or more
+ *       since the previous `slow` (or since ready), counted in buckets of a
+ *       quarter octave by how long they took (lo_ns: a bucket's lower
+ *       bound; the last bucket, from 60.1 s, holds everything longer);
+ *       then counting restarts. A write that faults (post-copy) is one:
+ *       the time the guest lost to the fault, as the guest sees it.
  *   {"t":"check",...} {"t":"where",...} {"t":"bye"} {"t":"error","msg":..}
- * Host -> guest (one command per line): check | where I | gaps | quit
+ * Host -> guest (one command per line): check | where I | slow | quit
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -327,29 +327,31 @@ static uint64_t tick_seq, tick_ops;
 static int64_t tick_start, next_tick, max_stall, prev_op;
 
 /*
- * Gaps between ops from 2^16 ns (65.5 us) up, in quarter-octave buckets:
- * a gap of v = ns >> 14 units (v >= 4) with highest bit o + 2 and the two
- * bits below it f falls in bucket 4 * o + f, [(4 + f) << (o + 14),
- * (5 + f) << (o + 14)) ns.
+ * Page writes that took 2^16 ns (65.5 us) or more, in quarter-octave
+ * buckets by duration: v = ns >> 14 units (v >= 4) with highest bit o + 2
+ * and the two bits below it f falls in bucket 4 * o + f, [(4 + f) << (o +
+ * 14), (5 + f) << (o + 14)) ns.
  */
-#define GAP_SHIFT 14
-#define GAP_BUCKETS 80
-static uint64_t gaps[GAP_BUCKETS], gaps_ops;
-static int64_t gaps_since;
+#define SLOW_SHIFT 14
+#define SLOW_BUCKETS 80
+static uint64_t slow[SLOW_BUCKETS], slow_ops;
+static int64_t slow_since;
 
-static void count_gap(int64_t ns)
+static void count_write(int64_t ns)
 {
-	uint64_t v = (uint64_t)ns >> GAP_SHIFT;
+	if (ns < 0)
+		return;
+	uint64_t v = (uint64_t)ns >> SLOW_SHIFT;
 	if (v < 4)
 		return;
 	int o = 63 - __builtin_clzll(v) - 2;
 	unsigned b = (unsigned)o * 4 + (unsigned)(v >> o & 3);
-	gaps[b < GAP_BUCKETS ? b : GAP_BUCKETS - 1]++;
+	slow[b < SLOW_BUCKETS ? b : SLOW_BUCKETS - 1]++;
 }
 
-static uint64_t gap_bucket_lo(unsigned b)
+static uint64_t slow_bucket_lo(unsigned b)
 {
-	return (uint64_t)(4 + b % 4) << (b / 4 + GAP_SHIFT);
+	return (uint64_t)(4 + b % 4) << (b / 4 + SLOW_SHIFT);
 }
 
 static void emit_tick(int64_t now)
@@ -443,25 +445,25 @@ static void cmd_where(const char *arg)
 	emit(0, "{\"t\":\"where\",\"page\":%llu,\"gpa\":%" PRIu64 "}", idx, pfn * PAGE_SIZE);
 }
 
-static void cmd_gaps(void)
+static void cmd_slow(void)
 {
-	char list[GAP_BUCKETS * 32 + 1];
+	char list[SLOW_BUCKETS * 32 + 1];
 	size_t off = 0;
-	for (unsigned b = 0; b < GAP_BUCKETS; b++)
-		if (gaps[b] && off < sizeof list)
+	for (unsigned b = 0; b < SLOW_BUCKETS; b++)
+		if (slow[b] && off < sizeof list)
 			off += (size_t)snprintf(list + off, sizeof list - off, "%s[%" PRIu64 ",%" PRIu64 "]", off ? "," : "",
-						gap_bucket_lo(b), gaps[b]);
+						slow_bucket_lo(b), slow[b]);
 	list[off < sizeof list ? off : sizeof list - 1] = 0;
 	int64_t now = now_ns();
 	/* Longer than emit()'s line: written as it is. */
 	char line[sizeof list + 160];
-	int n = snprintf(line, sizeof line, "{\"t\":\"gaps\",\"ms\":%.3f,\"since_ms\":%.3f,\"ops\":%" PRIu64 ",\"gaps\":[%s]}\n",
-			 (double)now / 1e6, (double)gaps_since / 1e6, gaps_ops, list);
+	int n = snprintf(line, sizeof line, "{\"t\":\"slow\",\"ms\":%.3f,\"since_ms\":%.3f,\"ops\":%" PRIu64 ",\"writes\":[%s]}\n",
+			 (double)now / 1e6, (double)slow_since / 1e6, slow_ops, list);
 	if (n > 0)
 		ctl_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-	memset(gaps, 0, sizeof gaps);
-	gaps_ops = 0;
-	gaps_since = now;
+	memset(slow, 0, sizeof slow);
+	slow_ops = 0;
+	slow_since = now;
 }
 
 static void do_command(char *line)
@@ -475,8 +477,8 @@ static void do_command(char *line)
 		cmd_check();
 	else if (!strncmp(line, "where ", 6))
 		cmd_where(line + 6);
-	else if (!strcmp(line, "gaps"))
-		cmd_gaps();
+	else if (!strcmp(line, "slow"))
+		cmd_slow();
 	else if (!strcmp(line, "quit")) {
 		emit(1, "{\"t\":\"bye\"}");
 		tcdrain(ctl);
@@ -571,7 +573,7 @@ int main(void)
 	next_tick = now + interval_ns;
 	prev_op = now;
 	sched_due = now;
-	gaps_since = now;
+	slow_since = now;
 
 	for (;;) {
 		now = now_ns();
@@ -599,11 +601,12 @@ int main(void)
 		int64_t since = period_ns && sched_due > prev_op ? sched_due : prev_op;
 		if (now - since > max_stall)
 			max_stall = now - since;
-		count_gap(now - since);
-		gaps_ops++;
 
 		uint64_t idx = next_page();
 		write_page(idx, ++gens[idx]);
+		/* How long this write took: a fault on its page (or on gens[]) included. */
+		count_write(now_ns() - now);
+		slow_ops++;
 		tick_ops++;
 		prev_op = now;
 

@@ -9,7 +9,7 @@
  *   - warnings: an rdma run whose pages evidently did not travel by RDMA READ.
  */
 import type { BenchResult, RunRecord, ScenarioParams, ScenarioResult } from '../results/schema.ts';
-import { addedGaps, distQuantileUs, faultLatencyP50Us, gapQuantileUs } from '../results/stats.ts';
+import { addedSlowWrites, distQuantileUs, faultLatencyP50Us, slowQuantileUs } from '../results/stats.ts';
 import { globalsId } from '../scenario/catalog.ts';
 import { formatBytes, formatMs, formatRatio, formatUs, mdTable } from './format.ts';
 
@@ -75,34 +75,36 @@ export function faultLatencyTable(result: BenchResult): string | undefined {
 }
 
 /**
- * One row per run where the guest reported its gaps between page writes:
- * where a page fault's time goes. The guest's side: the gaps the migration
+ * One row per run where the guest reported its slow page writes: where a
+ * page fault's time goes. The guest's side: the slow writes the migration
  * added (those while migrating, less the guest's own before migrate at the
- * same rate), their count and median. QEMU's side: the fault latency
- * (fault thread -> placed) and, with the trace event on, its three stages.
- * The difference between the guest's median and QEMU's is the kernel's way
- * to the fault thread and back to the vCPU. Undefined when no run has gaps.
+ * same rate), their count and median. QEMU's side: the fault latency (fault
+ * thread -> placed, every thread's faults) and, with the trace event on, the
+ * three stages of each fault that read its own page. The last column, the
+ * guest's median less the traced sum's, is a difference of medians of two
+ * populations that mostly overlap (a write can wait for more than one
+ * fault; a traced fault may be no vCPU's): the kernel's way from the vCPU to
+ * the fault thread and back, roughly. Undefined when no run has slow writes.
  */
 export function faultPathTable(result: BenchResult): string | undefined {
   const rows: string[][] = [];
   for (const s of result.scenarios) {
     for (const r of s.runs) {
       const g = r.guest;
-      if (!g.gaps_before || !g.gaps_migrating || !r.postcopy_latency) continue;
-      const added = addedGaps(g.gaps_before, g.gaps_migrating);
-      const guest = gapQuantileUs(added, 0.5);
-      const qemu = faultLatencyP50Us(r);
+      if (!g.slow_before || !g.slow_migrating || !r.postcopy_latency) continue;
+      const added = addedSlowWrites(g.slow_before, g.slow_migrating);
+      const guest = slowQuantileUs(added, 0.5);
       const p = r.fault_path;
       rows.push([
         s.scenario.name, String(r.repeat), s.scenario.transport ?? 'tcp',
-        String(r.postcopy_latency.faults), String(added.reduce((a, [, n]) => a + n, 0)), formatUs(guest), formatUs(qemu),
+        String(r.postcopy_latency.faults), String(added.reduce((a, [, n]) => a + n, 0)), formatUs(guest), formatUs(faultLatencyP50Us(r)),
         p ? `${p.faults}` : '–', p ? formatUs(p.to_post_us) : '–', p ? formatUs(p.read_us) : '–', p ? formatUs(p.to_place_us) : '–', p ? formatUs(p.total_us) : '–',
-        guest !== null && qemu !== null ? formatUs(guest - (p?.total_us ?? qemu)) : '–',
+        guest !== null && p ? formatUs(guest - p.total_us) : '–',
       ]);
     }
   }
   if (rows.length === 0) return undefined;
-  return mdTable(['scenario', 'repeat', 'transport', 'faults (QEMU)', 'gaps added (guest)', 'guest: added gap p50', 'QEMU: fault latency p50', 'traced faults', 'fault → READ posted', 'READ → completion', 'completion → placed', 'traced sum p50', 'guest − QEMU (kernel, vCPU)'], rows);
+  return mdTable(['scenario', 'repeat', 'transport', 'faults (QEMU)', 'slow writes added (guest)', 'guest: their p50', 'QEMU: fault latency p50', 'traced faults', 'fault → READ posted', 'posting + READ → completion', 'completion → placed', 'traced sum p50', 'guest p50 − traced p50'], rows);
 }
 
 /** Of the pages placed in post-copy, the share that arrived before the guest asked for them ("97.12%"), or "–". */

@@ -186,12 +186,12 @@ export const PostcopyLatencySchema = Type.Object({
 });
 export type PostcopyLatency = Static<typeof PostcopyLatencySchema>;
 
-export const GapsSchema = Type.Object({
+export const SlowWritesSchema = Type.Object({
   span_ms: Num('guest time the histogram covers'),
   ops: Int('page writes in that time'),
-  buckets: Type.Array(Type.Tuple([Int(), Int()]), { description: '[lower bound in ns, count]: gaps between two consecutive page writes of 65.5 µs or more, in quarter-octave buckets (the guest workload\'s `gaps`); a page write that faults in post-copy is one' }),
-}, { description: "the guest's gaps between page writes (version 3): gaps_before from its start to `migrate` (the source), gaps_migrating from `migrate` to the end of the migration (the destination, asked before its integrity check)" });
-export type Gaps = Static<typeof GapsSchema>;
+  buckets: Type.Array(Type.Tuple([Int(), Int()]), { description: '[lower bound in ns, count]: page writes that took 65.5 µs or more, in quarter-octave buckets by duration (the guest workload\'s `slow`); a write that faults in post-copy is one' }),
+}, { description: "the guest's slow page writes (version 3): slow_before from its start to `migrate` (the source), slow_migrating from `migrate` to the end of the migration (the destination, asked before its integrity check)" });
+export type SlowWrites = Static<typeof SlowWritesSchema>;
 
 export const FaultPathSchema = Type.Object({
   faults: Int('demand faults resolved by a READ of their own, traced'),
@@ -268,8 +268,8 @@ export const RunRecordSchema = Type.Object({
   }),
   guest: Type.Object({
     max_stall_ms: Nullable(Num('largest stall the guest saw, across the whole run')),
-    gaps_before: Type.Optional(GapsSchema),
-    gaps_migrating: Type.Optional(GapsSchema),
+    slow_before: Type.Optional(SlowWritesSchema),
+    slow_migrating: Type.Optional(SlowWritesSchema),
     max_gap_host_ms: Nullable(Num('longest gap between two progress lines as the host received them')),
     ops_timeline: Type.Array(OpsSampleSchema),
   }),

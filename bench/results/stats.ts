@@ -4,7 +4,7 @@
  * repeat (repeats are interleaved, so run r of every scenario saw the same
  * moment of a noisy machine).
  */
-import type { Comparison, Gaps, RunRecord, ScenarioResult, Summary } from './schema.ts';
+import type { Comparison, RunRecord, ScenarioResult, SlowWrites, Summary } from './schema.ts';
 
 export function median(xs: readonly number[]): number | null {
   return quantile(xs, 0.5);
@@ -177,13 +177,12 @@ export function baselineIndex(scenarios: readonly ScenarioResult[]): number {
 }
 
 /**
- * A quantile of the guest's gaps between page writes (Gaps.buckets: [lower
- * bound ns, count], quarter-octave buckets), µs, counting only gaps of at
- * least `fromNs` (a bucket counts when its lower bound is): the bucket that
- * holds it, interpolated geometrically up to the next bucket's bound. Null
- * without such gaps.
+ * A quantile of the guest's slow page writes (SlowWrites.buckets: [lower
+ * bound ns, count], quarter-octave buckets by duration), µs, counting only
+ * buckets from `fromNs` up: the bucket that holds it, interpolated
+ * geometrically up to the next bucket's bound. Null without such writes.
  */
-export function gapQuantileUs(buckets: readonly (readonly [number, number])[], q: number, fromNs = 0): number | null {
+export function slowQuantileUs(buckets: readonly (readonly [number, number])[], q: number, fromNs = 0): number | null {
   const kept = buckets.filter(([lo]) => lo >= fromNs).sort((a, b) => a[0] - b[0]);
   const total = kept.reduce((a, [, n]) => a + n, 0);
   if (!total) return null;
@@ -202,12 +201,14 @@ export function gapQuantileUs(buckets: readonly (readonly [number, number])[], q
 }
 
 /**
- * The gaps a migration added to the guest's: per bucket, the gaps seen
- * while migrating less those the guest had before at the same rate per unit
- * of time (timer interrupts, the host's own scheduling), never below 0. What
- * is left is, mostly, the time the guest lost to page faults.
+ * The slow page writes a migration added to the guest's: per bucket, those
+ * seen while migrating less those the guest had before at the same rate per
+ * unit of time (timer interrupts, the host's own scheduling), never below 0.
+ * What is left is, mostly, writes that waited for a page fault. (An
+ * approximation: noise that struck a write that also faulted lands in a
+ * longer bucket, and is still subtracted from its own.)
  */
-export function addedGaps(before: Gaps, during: Gaps): [number, number][] {
+export function addedSlowWrites(before: SlowWrites, during: SlowWrites): [number, number][] {
   const scale = before.span_ms > 0 ? during.span_ms / before.span_ms : 0;
   const base = new Map(before.buckets.map(([lo, n]) => [lo, n] as const));
   return during.buckets

@@ -1,6 +1,6 @@
 /**
  * Core dumps of what crashed in an L1 host (an L2 QEMU): l1-init has the
- * kernel write them into the shared directory as cores/core.HOST.PID.TIME.
+ * kernel write them into the shared directory as cores/core.HOST.PID.TIME.COMM.
  * That directory has the same path at L0, and so do the binaries and
  * libraries (the hosts' root is L0's), so gdb reads a core here as it would
  * in the host. A run whose QEMU dumped core gets the crashing thread, the
@@ -11,6 +11,12 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HecaError } from '../../../tools/core/errors.ts';
 import { run } from '../../../tools/core/exec.ts';
+
+/** l1-init's core_pattern (keep in step): /run/cores links to the shared directory's cores/. */
+export const L1_CORE_PATTERN = '/run/cores/core.%h.%p.%t.%e';
+
+/** How long the engine waits, after a run, for a QEMU of it to exit (and so finish its core). */
+export const CORE_WAIT_MS = 120_000;
 
 /** Where l1-init has the kernel put core dumps (keep in step with l1-init). */
 export function coresDir(sharedDir: string): string {
@@ -58,7 +64,7 @@ export async function readCore(binary: string, core: string, timeoutMs = 120_000
   if (r.exitCode === 127) throw new HecaError(`cannot read the core dump ${core}`, { why: 'gdb is not installed', fix: 'run tools/setup-host.sh as root (it installs gdb)' });
   const text = `${r.stdout}${r.stderr ? `\n${r.stderr}` : ''}`;
   if (!/Program terminated with signal/.test(text)) {
-    throw new HecaError(`gdb did not read the core dump ${core}`, { why: `gdb exited ${r.exitCode}: ${text.trim().split('\n').slice(-3).join(' | ') || 'no output'}` });
+    throw new HecaError(`gdb did not read the core dump ${core}`, { why: `gdb exited ${r.exitCode}: ${text.trim().split('\n').slice(-3).join(' | ') || 'no output'}`, fix: `a core cut short (its L1 host died while writing it), or ${binary} rebuilt since: the core is kept, read it with gdb by hand` });
   }
   return text;
 }

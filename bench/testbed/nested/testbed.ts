@@ -12,6 +12,7 @@
  * can stop what a killed run left, and Ctrl-C or a crash powers them off.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pollUntil } from '../../../tools/core/poll.ts';
@@ -25,7 +26,7 @@ import { tcpAddr } from '../../../tools/core/sockaddr.ts';
 import type { RunTestbed } from '../types.ts';
 import { cutLink, restoreLink, type EndExec } from '../cut.ts';
 import { localThreads, threadsArgv } from '../threads.ts';
-import { coreDumpOf, type CoreDump } from './cores.ts';
+import { CORE_WAIT_MS, coreDumpOf, findCore, L1_CORE_PATTERN, type CoreDump } from './cores.ts';
 import { describeCpus, guestHoldsHostState, parseCpus, symbolizer } from './l1-cpus.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
@@ -232,7 +233,7 @@ export class NestedTestbed {
    */
   runTestbed(): RunTestbed {
     const started: Spawned[] = [];
-    const procs: Array<{ role: 'src' | 'dst'; host: string; pid: number; cmd: string }> = [];
+    const procs: Array<{ role: 'src' | 'dst'; host: string; pid: number; cmd: string; proc: Spawned }> = [];
     const hostOf = (role: 'src' | 'dst') => (role === 'src' ? this.a : this.b);
     const ends = { src: { dev: 'link0', addr: A_ADDR }, dst: { dev: 'link0', addr: B_ADDR } };
     let cut = false;
@@ -254,7 +255,7 @@ export class NestedTestbed {
         const p = await h.agent.spawn([cmd, ...args], { logFile });
         const s = agentSpawned(h, p);
         started.push(s);
-        procs.push({ role, host: h.name, pid: p.pid, cmd });
+        procs.push({ role, host: h.name, pid: p.pid, cmd, proc: s });
         await waitListening(h, [L2_PORTS.qmp, L2_PORTS.ctl], 60_000, s);
         return s;
       },
@@ -270,7 +271,17 @@ export class NestedTestbed {
         return `L1 host ${h.name} did not answer within 20 s; ${await silentHostReport(h)}`;
       },
       coreDumps: async () => {
-        const found = await Promise.all(procs.map((p) => coreDumpOf(this.sharedDir, p.role, p.host, p.pid, p.cmd)));
+        const found = await Promise.all(procs.map(async (p) => {
+          // A core is complete once its process has exited (the kernel writes it before): wait for that, a while.
+          const ac = new AbortController();
+          const exit = await Promise.race([p.proc.exited, delay(CORE_WAIT_MS, undefined, { signal: ac.signal }).catch(() => undefined)]);
+          ac.abort();
+          if (exit === undefined) {
+            const c = findCore(this.sharedDir, p.host, p.pid);
+            return c ? { role: p.role, host: p.host, pid: p.pid, file: c.file, summary: `a core from thread "${c.thread}" still being written ${CORE_WAIT_MS / 1000} s after the run: not read`, backtrace: '' } : undefined;
+          }
+          return exit.signal ? coreDumpOf(this.sharedDir, p.role, p.host, p.pid, p.cmd) : undefined;
+        }));
         return found.filter((c): c is CoreDump => c !== undefined);
       },
       explainGuestCpu: (registers, guestMemMib) => guestHoldsHostState(registers, guestMemMib, l1Symbols()),
@@ -359,7 +370,17 @@ async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
     if (!detail) detail = '/dev/kvm but neither kvm_amd nor kvm_intel is loaded (the CPU lacks SVM/VMX?)';
   }
   const rxe = await setUpRxe(h.agent);
+  await checkCorePattern(h);
   return { name: h.name, boot_ms: h.bootMs, boot_hangs: h.hangs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
+}
+
+/** A host whose crashing processes would leave no core for L0 to read (cores.ts) is named once, with what to do. */
+async function checkCorePattern(h: L1Host): Promise<void> {
+  const r = await h.agent.exec(['cat', '/proc/sys/kernel/core_pattern'], { timeoutMs: 10_000, allowFail: true });
+  const got = r.exitCode === 0 ? r.stdout.trim() : `unreadable (${r.stderr.trim() || `cat exited ${r.exitCode}`})`;
+  if (got !== L1_CORE_PATTERN) {
+    warn(`L1 host ${h.name}: core_pattern is ${JSON.stringify(got)}, not ${JSON.stringify(L1_CORE_PATTERN)}: an L2 QEMU that crashes leaves no core for L0 to read; the host's console says why (bench/testbed/nested/l1-init sets it; the L1 kernel needs CONFIG_COREDUMP=y: npx tsx tools/build.ts --kernel)`);
+  }
 }
 
 /** What an L1 host that does not answer is doing, seen from L0: where its CPUs are, and its QEMU's threads. */
@@ -395,11 +416,29 @@ function agentSpawned(h: L1Host, p: { pid: number; exited: Promise<AgentExit> })
     stop: async (graceMs = 5000) => {
       if (done || h.agent.isClosed) return;
       await signal('SIGTERM');
-      const t = setTimeout(() => void signal('SIGKILL'), graceMs);
-      await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs + 5000))]);
-      clearTimeout(t);
+      const ac = new AbortController();
+      const gone = await Promise.race([exited.then(() => true), delay(graceMs, false, { signal: ac.signal }).catch(() => false)]);
+      ac.abort();
+      if (gone || done) return;
+      // A process writing its core ignores SIGTERM, and SIGKILL would cut the core short: let it finish.
+      if (await dumpingCore(h, p.pid)) {
+        const ac2 = new AbortController();
+        await Promise.race([exited, delay(CORE_WAIT_MS, undefined, { signal: ac2.signal }).catch(() => undefined)]);
+        ac2.abort();
+        if (done) return;
+      }
+      await signal('SIGKILL');
+      const ac3 = new AbortController();
+      await Promise.race([exited, delay(5000, undefined, { signal: ac3.signal }).catch(() => undefined)]);
+      ac3.abort();
     },
   };
+}
+
+/** Whether process `pid` in host `h` is writing its core dump now (CoreDumping: 1 in its status). */
+async function dumpingCore(h: L1Host, pid: number): Promise<boolean> {
+  const r = await h.agent.exec(['cat', `/proc/${pid}/status`], { timeoutMs: 10_000, allowFail: true }).catch(() => undefined);
+  return r?.exitCode === 0 && /^CoreDumping:\s*1\s*$/m.test(r.stdout);
 }
 
 /** Wait until TCP `ports` listen in the host (user networking accepts at L0 before they do). */
