@@ -20,7 +20,7 @@ import { parseLink } from './testbed/links.ts';
 import { NestedTestbed } from './testbed/nested/testbed.ts';
 
 const usage = `  npx tsx bench/nested.ts [options] [-- CMD ARG...]
-    --link NAME     lan1g | lan10g | wan | unlimited: tc shaping on the L1 link (default unlimited)
+    --link NAME     lan1g | lan10g | wan | unlimited | jumbo: tc shaping and MTU of the L1 link (default unlimited)
     --out DIR       logs, the shared directory and nested.json (default results/nested-<time>)
     --mem MiB       RAM of each L1 host (default 3072)
     --probes        measure the link: ib_read_lat/ib_read_bw 4 KiB over rxe, TCP latency and stream

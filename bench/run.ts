@@ -1,6 +1,6 @@
 /**
  * npx tsx bench/run.ts [--scenario NAME[,NAME...]] [--transport T[,T...]] [--fault SPEC] [--list] [--mem MiB] [--workload NAME]
- *                      [--link lan1g|lan10g|wan|unlimited] [--repeat N] [--out DIR]
+ *                      [--link lan1g|lan10g|wan|unlimited|jumbo] [--repeat N] [--out DIR]
  *                      [--accel auto|kvm|tcg] [--testbed local|nested] [--precopy-timeout S] [--warmup S]
  *                      [--finish-timeout S] [--postcopy-bandwidth MB/s] [--qemu-trace PATTERN[,PATTERN...]]
  *                      [--variant NAME[@TRANSPORT]:DRIVER.PROP=VALUE[,...]] [--dry-run] [--verbose]
@@ -40,7 +40,7 @@ const usage = `  npx tsx bench/run.ts [options]
     --list             list scenarios, workloads and links, then exit
     --mem MiB          guest RAM (default 512)
     --workload NAME    guest workload (default write-heavy)
-    --link NAME        lan1g | lan10g | wan | unlimited (default lan1g)
+    --link NAME        lan1g | lan10g | wan | unlimited | jumbo (default lan1g)
     --repeat N         repeats of every scenario, interleaved (default 3)
     --out DIR          where result.json, charts, report and logs go (default results/<time>)
     --accel A          auto | kvm | tcg (default auto: probe-boots a guest under KVM)

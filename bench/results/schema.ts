@@ -31,7 +31,7 @@ const Num = (description?: string) => Type.Number(description ? { description } 
 const Int = (description?: string) => Type.Integer(description ? { description } : {});
 const Str = (description?: string) => Type.String(description ? { description } : {});
 
-export const LinkProfileNameSchema = Type.Union([Type.Literal('lan1g'), Type.Literal('lan10g'), Type.Literal('wan'), Type.Literal('unlimited')]);
+export const LinkProfileNameSchema = Type.Union([Type.Literal('lan1g'), Type.Literal('lan10g'), Type.Literal('wan'), Type.Literal('unlimited'), Type.Literal('jumbo', { description: 'version 3' })]);
 export type LinkProfileName = Static<typeof LinkProfileNameSchema>;
 
 /* The nested testbed's link probes (bench/testbed/nested/link-probes.ts measures them). */

@@ -26,13 +26,17 @@ export interface LinkProfile {
   rttMs: number;
   /** The qdisc kind the shaping needs, or null. */
   qdisc: 'tbf' | 'netem' | null;
+  /** The link's MTU on both ends (Ethernet payload bytes). */
+  mtu: number;
 }
 
 export const LINK_PROFILES: Readonly<Record<LinkProfileName, LinkProfile>> = {
-  lan1g: { name: 'lan1g', description: '1 Gbit/s each way, no added delay (tbf)', rateBitPerS: 1e9, rttMs: 0, qdisc: 'tbf' },
-  lan10g: { name: 'lan10g', description: '10 Gbit/s each way, no added delay (tbf)', rateBitPerS: 1e10, rttMs: 0, qdisc: 'tbf' },
-  wan: { name: 'wan', description: '100 Mbit/s each way, 20 ms RTT (netem)', rateBitPerS: 1e8, rttMs: 20, qdisc: 'netem' },
-  unlimited: { name: 'unlimited', description: 'unshaped veth: as fast as the host moves bytes', rateBitPerS: null, rttMs: 0, qdisc: null },
+  lan1g: { name: 'lan1g', description: '1 Gbit/s each way, no added delay (tbf)', rateBitPerS: 1e9, rttMs: 0, qdisc: 'tbf', mtu: 1500 },
+  lan10g: { name: 'lan10g', description: '10 Gbit/s each way, no added delay (tbf)', rateBitPerS: 1e10, rttMs: 0, qdisc: 'tbf', mtu: 1500 },
+  wan: { name: 'wan', description: '100 Mbit/s each way, 20 ms RTT (netem)', rateBitPerS: 1e8, rttMs: 20, qdisc: 'netem', mtu: 1500 },
+  unlimited: { name: 'unlimited', description: 'unshaped veth: as fast as the host moves bytes', rateBitPerS: null, rttMs: 0, qdisc: null, mtu: 1500 },
+  // RoCE fabrics run jumbo frames: a RoCE MTU of 4096 needs an Ethernet MTU above 4096 + 58 bytes of headers.
+  jumbo: { name: 'jumbo', description: 'unshaped, jumbo frames: MTU 9000 on both ends (RoCE MTU 4096 instead of 1024)', rateBitPerS: null, rttMs: 0, qdisc: null, mtu: 9000 },
 };
 
 export const LINK_NAMES = Object.keys(LINK_PROFILES) as LinkProfileName[];
@@ -57,6 +61,12 @@ export function linkProfile(name: LinkProfileName): LinkProfile {
 
 export function describeLink(name: LinkProfileName): string {
   return `${name}: ${LINK_PROFILES[name].description}`;
+}
+
+/** The `ip` arguments that give `dev` the profile's MTU; empty for the default 1500. */
+export function mtuArgs(name: LinkProfileName, dev: string): string[] {
+  const mtu = LINK_PROFILES[name].mtu;
+  return mtu === 1500 ? [] : ['link', 'set', 'dev', dev, 'mtu', String(mtu)];
 }
 
 /** Queue a shaper may hold before dropping, as time at the shaped rate. TCP small queues keep it far shorter in practice. */

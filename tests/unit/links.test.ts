@@ -5,12 +5,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HecaError } from '../../tools/core/errors.ts';
-import { describeLink, LINK_NAMES, LINK_PROFILES, onPath, parseLink, requireNetnsHost, shapingArgs, tbfBurstBytes } from '../../bench/testbed/links.ts';
+import { describeLink, LINK_NAMES, LINK_PROFILES, mtuArgs, onPath, parseLink, requireNetnsHost, shapingArgs, tbfBurstBytes } from '../../bench/testbed/links.ts';
 import { testbedNames } from '../../bench/testbed/local/testbed.ts';
 import { errorOf } from '../helpers.ts';
 
-test('the four profiles, with their rates and delays', () => {
-  assert.equal([...LINK_NAMES].sort(), ['lan10g', 'lan1g', 'unlimited', 'wan']);
+test('the five profiles, with their rates, delays and MTUs', () => {
+  assert.equal([...LINK_NAMES].sort(), ['jumbo', 'lan10g', 'lan1g', 'unlimited', 'wan']);
+  assert.is(LINK_PROFILES.jumbo.mtu, 9000);
+  assert.is(LINK_PROFILES.jumbo.rateBitPerS, null);
+  assert.ok(LINK_NAMES.filter((n) => n !== 'jumbo').every((n) => LINK_PROFILES[n].mtu === 1500));
   assert.is(LINK_PROFILES.lan1g.rateBitPerS, 1e9);
   assert.is(LINK_PROFILES.lan10g.rateBitPerS, 1e10);
   assert.is(LINK_PROFILES.wan.rateBitPerS, 1e8);
@@ -114,6 +117,12 @@ test('the testbed refuses to start without ip/tc, pointing at setup-host', () =>
     process.getuid = getuid;
     process.env.PATH = path;
   }
+});
+
+test('jumbo sets the MTU on the given device; the others leave the default', () => {
+  assert.equal(mtuArgs('jumbo', 'link0'), ['link', 'set', 'dev', 'link0', 'mtu', '9000']);
+  assert.equal(mtuArgs('unlimited', 'link0'), []);
+  assert.equal(shapingArgs('jumbo', 'link0'), [], 'jumbo is unshaped');
 });
 
 test.run();

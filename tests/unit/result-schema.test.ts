@@ -36,7 +36,7 @@ test('a fixture result is valid; each kind of damage is named by its field', () 
   damaged.scenarios[0].runs[0].phases[0].name = 'teleport';
   delete damaged.environment.link;
   const problems = resultProblems(damaged);
-  assert.ok(problems.includes('environment.link: must be one of "lan1g", "lan10g", "wan", "unlimited"; it is missing'), problems.join('\n'));
+  assert.ok(problems.includes('environment.link: must be one of "lan1g", "lan10g", "wan", "unlimited", "jumbo"; it is missing'), problems.join('\n'));
   assert.ok(problems.includes('scenarios[0].runs[0].bytes.wire: expected number; it is "lots"'), problems.join('\n'));
   assert.ok(problems.some((p) => p.startsWith('scenarios[0].runs[0].phases[0].name: must be one of "migrate",')), problems.join('\n'));
 });

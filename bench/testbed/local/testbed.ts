@@ -20,7 +20,7 @@ import { HecaError } from '../../../tools/core/errors.ts';
 import { isDryRun, run, spawnLogged, type RunOptions, type RunResult, type Spawned } from '../../../tools/core/exec.ts';
 import { debug, info, warn } from '../../../tools/core/log.ts';
 import { LEASE_ID_RE, ownerAlive, readRecords, reapStale, takeLease, type Lease, type LeaseBook } from '../lease.ts';
-import { assertLinkSupported, describeLink, PROBE_NETNS_RE, requireNetnsHost, shapingArgs } from '../links.ts';
+import { assertLinkSupported, describeLink, mtuArgs, PROBE_NETNS_RE, requireNetnsHost, shapingArgs } from '../links.ts';
 import type { LinkProfileName } from '../../results/schema.ts';
 import type { RunTestbed } from '../types.ts';
 import { cutLink, restoreLink, type EndExec } from '../cut.ts';
@@ -164,6 +164,8 @@ export class LocalTestbed {
     await run('ip', ['-n', src, 'link', 'add', srcDev, 'type', 'veth', 'peer', 'name', dstDev, 'netns', dst]);
     for (const [ns, dev, addr] of [[src, srcDev, SRC_ADDR], [dst, dstDev, DST_ADDR]] as const) {
       await run('ip', ['-n', ns, 'addr', 'add', `${addr}/${PREFIX}`, 'dev', dev]);
+      const mtu = mtuArgs(this.link, dev);
+      if (mtu.length) await run('ip', ['-n', ns, ...mtu]);
       // No IPv6 link-local address: no router solicitations etc. in the wire counters.
       await run('ip', ['-n', ns, 'link', 'set', 'dev', dev, 'addrgenmode', 'none', 'up']);
       await run('ip', ['-n', ns, 'link', 'set', 'dev', 'lo', 'up']);

@@ -32,7 +32,7 @@ import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
 import { readRdmaCounters, repairRxe, setUpRxe, waitRxeActive, type RdmaCounters, type RxeState } from './rxe.ts';
 export type { RxeState } from './rxe.ts';
-import { describeLink, shapingArgs } from '../links.ts';
+import { describeLink, linkProfile, mtuArgs, shapingArgs } from '../links.ts';
 import type { LinkProfileName } from '../../results/schema.ts';
 
 export const NESTED_OWNER_DIR = '/run/heca/nested';
@@ -354,6 +354,8 @@ function qemusNamed(names: string[]): number[] {
 /** Shaping, the rxe device, and what the host can do: nested KVM. */
 async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
   const x = (argv: string[], timeoutMs = 20_000) => h.agent.exec(argv, { timeoutMs });
+  const mtu = mtuArgs(link, 'link0');
+  if (mtu.length) await x(['ip', ...mtu]);
   for (const a of shapingArgs(link, 'link0')) await x(['tc', ...a]);
   const kvm = await h.agent.exec(['test', '-c', '/dev/kvm'], { timeoutMs: 10_000, allowFail: true });
   let nested = false;
@@ -370,8 +372,16 @@ async function setUpHost(h: L1Host, link: LinkProfileName): Promise<HostFacts> {
     if (!detail) detail = '/dev/kvm but neither kvm_amd nor kvm_intel is loaded (the CPU lacks SVM/VMX?)';
   }
   const rxe = await setUpRxe(h.agent);
+  if (mtu.length) await checkRdmaMtu(h, linkProfile(link).mtu);
   await checkCorePattern(h);
   return { name: h.name, boot_ms: h.bootMs, boot_hangs: h.hangs, kernel: h.hello.kernel, nested_kvm: nested, nested_kvm_detail: detail, rxe };
+}
+
+/** rxe0 takes its MTU from link0's: with jumbo frames it must offer RoCE's largest, 4096; a warning otherwise. */
+async function checkRdmaMtu(h: L1Host, linkMtu: number): Promise<void> {
+  const r = await h.agent.exec(['ibv_devinfo', '-d', 'rxe0'], { timeoutMs: 20_000, allowFail: true });
+  const active = /active_mtu:\s*(\d+)/.exec(r.stdout)?.[1];
+  if (active !== '4096') warn(`L1 host ${h.name}: link0 has MTU ${linkMtu}, but rxe0's active MTU is ${active ?? `unknown (ibv_devinfo exited ${r.exitCode})`}, not 4096: RDMA traffic keeps small packets`);
 }
 
 /** A host whose crashing processes would leave no core for L0 to read (cores.ts) is named once, with what to do. */
