@@ -199,6 +199,13 @@ async function runProgram(name: string, argv: string[], expect?: string): Promis
     console.log(`  ${name}: HUNG after ${HANG_SECONDS} s (what it was doing is above and in ${logFile}); running it once more`);
     timings.push(`${name}: HUNG once, ${r.seconds.toFixed(1)} s`);
     await host.agent.exec(['ip', 'link', 'set', 'dev', NETDEV, 'up'], { timeoutMs: 20_000 });
+    // The hung run may have left rxe0 deaf (its GSI queue pair in ERR after the link went down): the
+    // retry needs it whole, or it fails on a connection timeout that says nothing about the hang.
+    const fixed = await repairRxe(host.agent, { netdev: NETDEV });
+    if (fixed.recreated) {
+      console.log(`  ${name}: rxe0's GSI queue pair was left in ERR by the hung run: rxe0 re-created before the retry`);
+      timings.push(`${name}: rxe0 re-created before the retry (GSI queue pair in ERR)`);
+    }
     r = await runIn(host, `${logFile}.retry`);
   }
   for (let deaths = 1; hostDied(r); deaths++) {
