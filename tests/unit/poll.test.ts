@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pollUntil } from '../../tools/core/poll.ts';
+import { pollUntil, within } from '../../tools/core/poll.ts';
 
 test('returns the first defined value, polling at the given pace', async () => {
   let calls = 0;
@@ -42,6 +42,15 @@ test('an error from the probe ends the wait at once', async () => {
     assert.is((e as Error).message, 'probe broke');
     assert.is(calls, 1);
   }
+});
+
+test('within: the value of what settles in time, undefined for what does not', async () => {
+  assert.is(await within(Promise.resolve(7), 1000), 7);
+  const t0 = Date.now();
+  assert.is(await within(new Promise<number>(() => undefined), 50), undefined);
+  assert.ok(Date.now() - t0 < 1000, 'gave up at its bound');
+  const err = await within(Promise.reject(new Error('no')), 1000).then(() => undefined, (e: Error) => e);
+  assert.is(err?.message, 'no', 'a rejection is passed on');
 });
 
 test.run();

@@ -27,3 +27,13 @@ export async function pollUntil<T>(probe: () => Promise<T | undefined> | T | und
     await sleep(Math.min(opts.everyMs, opts.timeoutMs - elapsed));
   }
 }
+
+/** `p`'s value if it settles within `ms`, else undefined (`p` goes on; its timer does not keep the process up). */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  const ac = new AbortController();
+  try {
+    return await Promise.race([p, sleep(ms, undefined, { signal: ac.signal }).catch(() => undefined)]);
+  } finally {
+    ac.abort();
+  }
+}

@@ -12,10 +12,9 @@
  * can stop what a killed run left, and Ctrl-C or a crash powers them off.
  */
 import { randomBytes } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pollUntil } from '../../../tools/core/poll.ts';
+import { pollUntil, within } from '../../../tools/core/poll.ts';
 import { HecaError } from '../../../tools/core/errors.ts';
 import { info, warn } from '../../../tools/core/log.ts';
 import { buildDir, l1HostQemu } from '../../../tools/core/paths.ts';
@@ -273,9 +272,7 @@ export class NestedTestbed {
       coreDumps: async () => {
         const found = await Promise.all(procs.map(async (p) => {
           // A core is complete once its process has exited (the kernel writes it before): wait for that, a while.
-          const ac = new AbortController();
-          const exit = await Promise.race([p.proc.exited, delay(CORE_WAIT_MS, undefined, { signal: ac.signal }).catch(() => undefined)]);
-          ac.abort();
+          const exit = await within(p.proc.exited, CORE_WAIT_MS);
           if (exit === undefined) {
             const c = findCore(this.sharedDir, p.host, p.pid);
             return c ? { role: p.role, host: p.host, pid: p.pid, file: c.file, summary: `a core from thread "${c.thread}" still being written ${CORE_WAIT_MS / 1000} s after the run: not read`, backtrace: '' } : undefined;
@@ -426,21 +423,14 @@ function agentSpawned(h: L1Host, p: { pid: number; exited: Promise<AgentExit> })
     stop: async (graceMs = 5000) => {
       if (done || h.agent.isClosed) return;
       await signal('SIGTERM');
-      const ac = new AbortController();
-      const gone = await Promise.race([exited.then(() => true), delay(graceMs, false, { signal: ac.signal }).catch(() => false)]);
-      ac.abort();
-      if (gone || done) return;
+      if (await within(exited, graceMs) || done) return;
       // A process writing its core ignores SIGTERM, and SIGKILL would cut the core short: let it finish.
       if (await dumpingCore(h, p.pid)) {
-        const ac2 = new AbortController();
-        await Promise.race([exited, delay(CORE_WAIT_MS, undefined, { signal: ac2.signal }).catch(() => undefined)]);
-        ac2.abort();
+        await within(exited, CORE_WAIT_MS);
         if (done) return;
       }
       await signal('SIGKILL');
-      const ac3 = new AbortController();
-      await Promise.race([exited, delay(5000, undefined, { signal: ac3.signal }).catch(() => undefined)]);
-      ac3.abort();
+      await within(exited, 5000);
     },
   };
 }
