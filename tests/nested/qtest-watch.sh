@@ -1,14 +1,110 @@
 #!/bin/sh
 # Run one test program in an L1 host (tests/nested/qtest-rdma.test.ts) and,
 # if it has not finished after WATCH_SECONDS, show what it and its QEMUs are
-# doing before ending them: where every thread waits in the kernel (wchan
-# and kernel stack; not gdb: the one time it attached to a hung run's
-# QEMUs, the L1 host went down), and the guests' serial output, then exit 124 with "HUNG" in the
-# output.
+# doing before ending them, then exit 124 with "HUNG" in the output:
+#  - the guests' serial output;
+#  - where every thread waits in the kernel (wchan and kernel stack; not gdb:
+#    the one time it attached to a hung run's QEMUs, the L1 host went down);
+#  - what each thread did in 2 s (user, system and guest CPU time), and what
+#    each VM's vCPUs did (KVM's exit counters in debugfs, same 2 s): a vCPU
+#    that runs guest code, loops on a fault, or waits;
+#  - which 4 KiB pages of guest RAM differ between the source and the
+#    destination QEMU (their largest anonymous mapping, read through
+#    /proc/PID/mem): a stuck destination with its code or data pages wrong,
+#    or right.
 #
 #   qtest-watch.sh WATCH_SECONDS PROGRAM [ARGS...]
 secs=$1
 shift
+
+# utime stime guest_time (clock ticks) of every thread of process $1, one "tid comm u s g" line each
+thread_times() {
+    for t in /proc/"$1"/task/*; do
+        # the fields after "(comm) ": state is the 1st, utime the 12th, stime the 13th, guest_time the 41st
+        set -- $(sed 's/^.*) //' "$t"/stat)
+        echo "${t##*/} $(tr ' ' _ < "$t"/comm) $1 ${12} ${13} ${41}"
+    done
+}
+
+# KVM's counters of the VM of process $1, "name value" lines
+kvm_counters() {
+    for d in /sys/kernel/debug/kvm/"$1"-*; do
+        [ -d "$d" ] || continue
+        for f in exits io_exits mmio_exits halt_exits irq_exits signal_exits \
+                 pf_taken pf_fixed pf_guest pf_spurious pf_emulate pf_fast \
+                 insn_emulation nested_run req_event halt_wakeup \
+                 async_pf_ready; do
+            [ -r "$d/$f" ] && echo "$f $(cat "$d/$f")"
+        done
+    done
+}
+
+# "start end" (hex) of the largest anonymous writable mapping of process $1: guest RAM
+ram_range() {
+    best=0
+    range=
+    while read -r r perms off dev inode path; do
+        [ -z "$path" ] || continue
+        case $perms in rw-?) ;; *) continue ;; esac
+        s=$((0x${r%-*}))
+        e=$((0x${r#*-}))
+        if [ $((e - s)) -gt "$best" ]; then
+            best=$((e - s))
+            range="$s $e"
+        fi
+    done < /proc/"$1"/maps
+    echo "$range"
+}
+
+# Copy process $1's guest RAM to file $2 (a page that would fault is not waited for: 20 s at most)
+dump_ram() {
+    set -- "$1" "$2" $(ram_range "$1")
+    [ -n "$3" ] || return 1
+    timeout -s KILL 20 dd if=/proc/"$1"/mem of="$2" bs=4096 \
+        skip=$(($3 / 4096)) count=$((($4 - $3) / 4096)) 2>/dev/null
+    echo "$(($4 - $3)) bytes at $(printf %x "$3")"
+}
+
+facts() {
+    pids=$(pgrep -f qemu-system-x86_64)
+    for p in $pids; do thread_times "$p" > /tmp/watch.t0.$p; kvm_counters "$p" > /tmp/watch.k0.$p; done
+    sleep 2
+    for p in $pids; do
+        case $(tr '\0' ' ' < /proc/"$p"/cmdline) in *-incoming*) role=destination ;; *) role=source ;; esac
+        echo "== $role QEMU, pid $p: CPU time of its threads in 2 s (ticks of 1/$(getconf CLK_TCK) s), state now"
+        thread_times "$p" | while read -r tid comm st u s g; do
+            set -- $(grep "^$tid " /tmp/watch.t0.$p)
+            echo "-- $comm: $st, user +$((u - ${4:-0})), system +$((s - ${5:-0})), guest +$((g - ${6:-0}))"
+        done
+        echo "== $role VM's KVM counters, change in 2 s (total)"
+        kvm_counters "$p" | while read -r name v; do
+            set -- $(grep "^$name " /tmp/watch.k0.$p)
+            echo "-- $name +$((v - ${2:-0})) ($v)"
+        done | tr '\n' ' '
+        echo
+        echo "$role" > /tmp/watch.role.$p
+    done
+    src= dst=
+    for p in $pids; do
+        case $(cat /tmp/watch.role.$p) in source) src=$p ;; destination) dst=$p ;; esac
+    done
+    if [ -n "$src" ] && [ -n "$dst" ]; then
+        echo "== guest RAM, source $(dump_ram "$src" /tmp/watch.src.ram), destination $(dump_ram "$dst" /tmp/watch.dst.ram)"
+        # differing bytes per 4 KiB page: "page count" lines
+        cmp -l /tmp/watch.src.ram /tmp/watch.dst.ram 2>&1 | awk '
+            /EOF/ { print "-- " $0; next }
+            { pg = int(($1 - 1) / 4096); n[pg]++; if (!(pg in seen)) { seen[pg] = 1; order[++k] = pg } }
+            END {
+                low = 0; data = 0; high = 0
+                for (i = 1; i <= k; i++) { pg = order[i]; if (pg < 256) low++; else if (pg < 25600) data++; else high++ }
+                printf "-- pages that differ: %d below 1 MiB (boot code, BIOS), %d in 1-100 MiB (the test pattern), %d above\n", low, data, high
+                for (i = 1; i <= k && i <= 24; i++) printf "-- page 0x%x: %d bytes differ\n", order[i], n[order[i]]
+            }'
+        rm -f /tmp/watch.src.ram /tmp/watch.dst.ram
+    fi
+    rm -f /tmp/watch.*
+}
+
 "$@" &
 prog=$!
 i=0
@@ -30,6 +126,7 @@ while kill -0 "$prog" 2>/dev/null; do
                 echo "-- $(cat "$t"/comm) ($(cat "$t"/wchan)): $(tr '\n' ' ' < "$t"/stack | cut -c1-300)"
             done
         done
+        facts
         kill -9 "$prog"
         pkill -9 -f qemu-system-x86_64
         exit 124
