@@ -162,9 +162,10 @@ const RETRY_COUNTERS: readonly [side: 'source' | 'destination', name: string, he
 
 /**
  * One row per rdma run: how the pull used the link — READ latency (median,
- * fastest), the background's back-offs, bytes on the link per byte read, and
- * what the RDMA devices counted of retransmissions. Undefined when no rdma run
- * has any of it.
+ * fastest), the background's back-offs, bytes on the link per byte read, the
+ * pages it placed as zeros instead of reading them (the source said the guest
+ * never touched them), and what the RDMA devices counted of retransmissions.
+ * Undefined when no rdma run has any of it.
  */
 export function rdmaLinkTable(result: BenchResult): string | undefined {
   const rows: string[][] = [];
@@ -175,15 +176,17 @@ export function rdmaLinkTable(result: BenchResult): string | undefined {
       const read = pullFigure(r, 'bytes-read');
       const min = pullFigure(r, 'read-latency-min');
       const backoffs = pullFigure(r, 'background-backoffs');
+      const zero = pullFigure(r, 'zero-pages');
       const c = r.rdma_counters;
       rows.push([
         s.scenario.name, String(r.repeat),
         formatUs(readLatencyP50Us(r)), min === null ? '–' : formatUs(min / 1000), backoffs === null ? '–' : String(backoffs),
         formatRatio(ratio(r.bytes.wire, read)),
+        zero === null ? '–' : String(zero),
         ...RETRY_COUNTERS.map(([side, name]) => (c?.[side][name] === undefined ? '–' : String(c[side][name]))),
       ]);
     }
   }
   if (rows.length === 0) return undefined;
-  return mdTable(['scenario', 'repeat', 'READ p50', 'READ fastest', 'background back-offs', 'wire ÷ bytes read', ...RETRY_COUNTERS.map(([, , h]) => h)], rows);
+  return mdTable(['scenario', 'repeat', 'READ p50', 'READ fastest', 'background back-offs', 'wire ÷ bytes read', 'pages zeroed, not read', ...RETRY_COUNTERS.map(([, , h]) => h)], rows);
 }

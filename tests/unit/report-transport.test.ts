@@ -95,10 +95,10 @@ test('recovery per run with a fault; the warning when an rdma run shows no pull'
 });
 
 
-test('RDMA pull on the link: READ latency, back-offs, wire per byte read and the devices\' retransmissions', () => {
+test('RDMA pull on the link: READ latency, back-offs, wire per byte read, pages zeroed and the devices\' retransmissions', () => {
   const withPull: RunRecord = {
     ...fixtureRun(1),
-    postcopy_rdma: { destination: { destination: { 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4], 'read-latency-min': 900_000, 'background-backoffs': 7, 'bytes-read': 1000 } } },
+    postcopy_rdma: { destination: { destination: { 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4], 'read-latency-min': 900_000, 'background-backoffs': 7, 'bytes-read': 1000, 'zero-pages': 300 } } },
     rdma_counters: { source: { duplicate_request: 12, out_of_seq_request: 3, sent_pkts: 900 }, destination: { rcvd_seq_err: 5, completer_retry_err: 2, retry_exceeded_err: 0 } },
   };
   withPull.bytes = { ...withPull.bytes, wire: 1500 };
@@ -107,9 +107,9 @@ test('RDMA pull on the link: READ latency, back-offs, wire per byte read and the
   const table = rdmaLinkTable(fixtureResult([tcp, rdma]))!;
   const rows = table.split('\n').slice(2);
   assert.is(rows.length, 1, 'rdma runs with pull figures or counters only');
-  assert.is(rows[0], '| full-rdma | 1 | 1.4 ms | 900 µs | 7 | 1.50× | 12 | 3 | 5 | 2 | 0 |');
+  assert.is(rows[0], '| full-rdma | 1 | 1.4 ms | 900 µs | 7 | 1.50× | 300 | 12 | 3 | 5 | 2 | 0 |');
   const older = fixtureScenario('full-rdma', 'postcopy', [{ ...fixtureRun(1), postcopy_rdma: { destination: { destination: {} } } }], { switchover: 'qemu', transport: 'rdma' });
-  assert.is(rdmaLinkTable(fixtureResult([older]))!.split('\n')[2], '| full-rdma | 1 | – | – | – | – | – | – | – | – | – |', 'a QEMU or testbed without them: dashes');
+  assert.is(rdmaLinkTable(fixtureResult([older]))!.split('\n')[2], '| full-rdma | 1 | – | – | – | – | – | – | – | – | – | – |', 'a QEMU or testbed without them: dashes');
   assert.is(rdmaLinkTable(fixtureResult([tcp])), undefined);
 });
 test('where a fault\'s time goes: the slow writes the migration added in the guest, QEMU\'s latency and its traced stages', () => {
