@@ -41,6 +41,7 @@ kvm_counters() {
 
 # "start end" (hex) of the largest anonymous writable mapping of process $1: guest RAM
 ram_range() {
+    [ -r /proc/"$1"/maps ] || return 0
     best=0
     range=
     while read -r r perms off dev inode path; do
@@ -65,7 +66,24 @@ dump_ram() {
     echo "$(($4 - $3)) bytes at $(printf %x "$3")"
 }
 
+# 1 s of KVM's exits in this host (tracefs): by reason and the guest's RIP
+kvm_exits() {
+    t=/sys/kernel/debug/tracing
+    if [ ! -w "$t/events/kvm/kvm_exit/enable" ]; then
+        echo "== no KVM tracepoints here (a kernel without tracing, or tracefs not mounted)"
+        return
+    fi
+    echo > "$t/trace"
+    echo 1 > "$t/events/kvm/kvm_exit/enable"
+    sleep 1
+    echo 0 > "$t/events/kvm/kvm_exit/enable"
+    echo "== KVM exits in 1 s, by thread, reason and guest RIP (count first)"
+    sed -n 's/^ *\(.*-[0-9]*\) *\[[0-9]*\].*kvm_exit: \(.*reason [^ ]*\) rip \(0x[0-9a-f]*\).*/\1: \2 rip \3/p' "$t/trace" |
+        sort | uniq -c | sort -rn | head -12 | sed 's/^/-- /'
+}
+
 facts() {
+    kvm_exits
     pids=$(pgrep -f qemu-system-x86_64)
     for p in $pids; do thread_times "$p" > /tmp/watch.t0.$p; kvm_counters "$p" > /tmp/watch.k0.$p; done
     sleep 2
@@ -89,8 +107,11 @@ facts() {
         case $(cat /tmp/watch.role.$p) in source) src=$p ;; destination) dst=$p ;; esac
     done
     if [ -n "$src" ] && [ -n "$dst" ]; then
-        echo "== guest RAM, source $(dump_ram "$src" /tmp/watch.src.ram), destination $(dump_ram "$dst" /tmp/watch.dst.ram)"
+        s_ram=$(dump_ram "$src" /tmp/watch.src.ram)
+        d_ram=$(dump_ram "$dst" /tmp/watch.dst.ram)
+        echo "== guest RAM, source ${s_ram:-gone}, destination ${d_ram:-gone}"
         # differing bytes per 4 KiB page: "page count" lines
+        [ -n "$s_ram" ] && [ -n "$d_ram" ] &&
         cmp -l /tmp/watch.src.ram /tmp/watch.dst.ram 2>&1 | awk '
             /EOF/ { print "-- " $0; next }
             { pg = int(($1 - 1) / 4096); n[pg]++; if (!(pg in seen)) { seen[pg] = 1; order[++k] = pg } }
