@@ -23,6 +23,12 @@
  *   HECA_RDMA_QTESTS=NAME[,NAME]    only the paths ending in /NAME, held back or not
  *                                   (and not the verbs test): to chase one
  *   HECA_RDMA_QTEST_REPEAT=N        each path N times (a hang that comes once in 10)
+ *   HECA_RDMA_QTEST_CONTROL=PATH[,PATH]
+ *                                   also these migration-test paths without RDMA, named
+ *                                   in full (e.g. /x86_64/migration/postcopy/switchover/
+ *                                   immediate/plain), in the same host under the same
+ *                                   watch: a control that tells the testbed's failures
+ *                                   from the pull's
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,7 +113,10 @@ const fail = (e: unknown): never => failWith(e instanceof HecaError ? e.format()
 /** What the build directory holds: the verbs test (built, or only in the tree), the RDMA qtest paths. */
 interface Plan {
   verbs: 'built' | 'source-only' | 'absent';
+  /** The RDMA paths. */
   paths: string[];
+  /** Every path migration-test lists. */
+  all: string[];
   /** What stops the programs from being found at all. */
   error?: unknown;
 }
@@ -122,7 +131,7 @@ function sourceTree(bdir: string): string | undefined {
 }
 
 async function plan(): Promise<Plan> {
-  const p: Plan = { verbs: 'absent', paths: [] };
+  const p: Plan = { verbs: 'absent', paths: [], all: [] };
   const hidden = L1_TMPFS_DIRS.find((d) => qbuild === d || qbuild.startsWith(`${d}/`));
   if (hidden) {
     p.error = new HecaError(`the QEMU build directory ${qbuild} is not seen in the L1 host`, { why: `the L1 host mounts a tmpfs on ${hidden} (bench/testbed/nested/l1-init)`, fix: 'build it elsewhere (HECA_RDMA_TEST_BUILD_DIR)' });
@@ -138,7 +147,8 @@ async function plan(): Promise<Plan> {
     try {
       writeQtestWrapper(qbuild, wrapper());
       const r = await run(join(qbuild, MIGRATION_TEST), ['--full', '-l'], { env: env(), timeoutMs: 180_000 });
-      p.paths = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/') && l.includes(RDMA_PATH));
+      p.all = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/'));
+      p.paths = p.all.filter((l) => l.includes(RDMA_PATH));
     } catch (e) {
       p.error = e;
     }
@@ -207,8 +217,8 @@ async function runProgram(name: string, argv: string[], expect?: string): Promis
    * the migration, or any failure, fails the test.
    */
   for (let hangs = 1, stalls = 0; r.exitCode === 124 && /^HUNG: /m.test(r.out); hangs++) {
-    const stage = hangStage(r.out);
-    const stall = stage.startsWith('before the migration');
+    const { stage: where, text: stage } = hangStage(r.out);
+    const stall = where === 'boot';
     stalls += stall ? 1 : 0;
     if (stall ? stalls > BOOT_STALL_RETRIES : hangs - stalls > 1) break;
     const fresh = stall && stalls > 1;
@@ -274,16 +284,20 @@ async function runProgram(name: string, argv: string[], expect?: string): Promis
   if (problems.length) failWith(`${name} failed in the L1 host: ${problems.join('; ')}\n--- its last lines (all of them: ${logFile}):\n${tail(r.out, 30)}`);
 }
 
-/** HECA_RDMA_QTESTS=NAME,...: only these paths; HECA_RDMA_QTEST_REPEAT=N: each N times. */
-function selection(): { chosen: string[] | undefined; repeat: number } {
+/**
+ * HECA_RDMA_QTESTS=NAME,...: only these paths; HECA_RDMA_QTEST_REPEAT=N: each
+ * N times; HECA_RDMA_QTEST_CONTROL=PATH,...: these non-RDMA paths as well.
+ */
+function selection(): { chosen: string[] | undefined; repeat: number; controls: string[] } {
   const sel = process.env.HECA_RDMA_QTESTS;
   const chosen = sel && sel !== 'all' ? sel.split(',').map((x) => x.trim().replace(/^\/+/, '')).filter(Boolean) : undefined;
   const rep = process.env.HECA_RDMA_QTEST_REPEAT ?? '1';
   const repeat = Number(rep);
   if (!Number.isInteger(repeat) || repeat < 1) fail(new HecaError(`HECA_RDMA_QTEST_REPEAT=${rep} is not a count`, { why: 'it says how many times each path runs', fix: 'give a whole number of 1 or more' }));
-  return { chosen, repeat };
+  const controls = (process.env.HECA_RDMA_QTEST_CONTROL ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  return { chosen, repeat, controls };
 }
-const { chosen, repeat } = selection();
+const { chosen, repeat, controls } = selection();
 
 if (process.env.HECA_SKIP_RDMA_TESTS === '1') {
   console.log('  HECA_SKIP_RDMA_TESTS=1: the RDMA tests in an L1 host are skipped (CI must not set it)');
@@ -303,6 +317,8 @@ if (process.env.HECA_SKIP_RDMA_TESTS === '1') {
     console.log(`  ${qbuild}: ${p.verbs === 'absent' ? 'no verbs test' : VERBS}, ${p.paths.length} RDMA qtest path(s)`);
     const unknown = (chosen ?? []).filter((c) => !p.paths.some((x) => x.endsWith(`/${c}`)));
     if (unknown.length) fail(new HecaError(`HECA_RDMA_QTESTS names no RDMA qtest path: ${unknown.join(', ')}`, { why: `the paths are ${p.paths.join(', ')}`, fix: 'name them by their last part, e.g. HECA_RDMA_QTESTS=immediate,link-down' }));
+    const notListed = controls.filter((c) => !p.all.includes(c));
+    if (notListed.length) fail(new HecaError(`HECA_RDMA_QTEST_CONTROL names no migration-test path: ${notListed.join(', ')}`, { why: `${MIGRATION_TEST} --full -l lists no such path`, fix: 'name each in full, as the list gives it, e.g. /x86_64/migration/postcopy/switchover/immediate/plain' }));
 
     test('one L1 host boots on the heca kernel, with rxe0 ACTIVE on link0', bootHost);
 
@@ -325,14 +341,20 @@ if (process.env.HECA_SKIP_RDMA_TESTS === '1') {
       });
     }
 
+    const toRun: { path: string; control: boolean }[] = [];
     for (const path of p.paths.filter((x) => !chosen || chosen.some((c) => x.endsWith(`/${c}`)))) {
       const held = HELD_BACK.find((h) => path.endsWith(h.path));
       if (held && !chosen && process.env.HECA_RDMA_QTESTS !== 'all') {
         console.log(`  NOT RUN by default: ${path}: ${held.why} (HECA_RDMA_QTESTS=all runs it)`);
         continue;
       }
-      for (let i = 1; i <= repeat; i++) {
-        const name = repeat > 1 ? `${path} (${i}/${repeat})` : path;
+      toRun.push({ path, control: false });
+    }
+    // The controls run under the same watch in the same host; repeats interleave the paths run by run.
+    toRun.push(...controls.map((path) => ({ path, control: true })));
+    for (let i = 1; i <= repeat; i++) {
+      for (const { path, control } of toRun) {
+        const name = `${control ? 'control ' : ''}${path}${repeat > 1 ? ` (${i}/${repeat})` : ''}`;
         test(`qtest ${name}`, async () => {
           await runProgram(name, [join(qbuild, MIGRATION_TEST), '--full', '-p', path], path);
         });

@@ -11,7 +11,10 @@
 #  - which 4 KiB pages of guest RAM differ between the source and the
 #    destination QEMU (their largest anonymous mapping, read through
 #    /proc/PID/mem): a stuck destination with its code or data pages wrong,
-#    or right.
+#    or right; below 1 MiB, the differing bytes themselves;
+#  - the exceptions and interrupts KVM injected and the instructions it
+#    emulated since the program started (tracefs; rare in the test guest,
+#    which runs with interrupts off and no IDT of its own).
 #
 #   qtest-watch.sh WATCH_SECONDS PROGRAM [ARGS...]
 secs=$1
@@ -39,7 +42,7 @@ kvm_counters() {
     done
 }
 
-# "start end" (hex) of the largest anonymous writable mapping of process $1: guest RAM
+# "start end" (decimal) of the largest anonymous writable mapping of process $1: guest RAM
 ram_range() {
     [ -r /proc/"$1"/maps ] || return 0
     best=0
@@ -82,13 +85,38 @@ kvm_exits() {
         sort | uniq -c | sort -rn | head -12 | sed 's/^/-- /'
 }
 
+# KVM's rare events, traced from the start: injected exceptions and
+# interrupts, emulated instructions (the last ones are shown by rare_show)
+RARE="kvm_inj_exception kvm_inj_virq kvm_emulate_insn"
+TRACE=/sys/kernel/debug/tracing
+rare_start() {
+    [ -w "$TRACE/events/kvm/kvm_exit/enable" ] || return 0
+    echo > "$TRACE/trace"
+    for e in $RARE; do echo 1 > "$TRACE/events/kvm/$e/enable"; done
+}
+rare_stop() {
+    [ -w "$TRACE/events/kvm/kvm_exit/enable" ] || return 0
+    for e in $RARE; do echo 0 > "$TRACE/events/kvm/$e/enable"; done
+}
+rare_show() {
+    [ -r "$TRACE/trace" ] || return 0
+    rare_stop
+    echo "== KVM's injected exceptions and interrupts and emulated instructions since the start (last 40 of $(grep -vc '^#' "$TRACE/trace"))"
+    grep -v '^#' "$TRACE/trace" | tail -40 | sed 's/^ */-- /'
+}
+
 facts() {
+    rare_show
     kvm_exits
     pids=$(pgrep -f qemu-system-x86_64)
+    src= dst=
     for p in $pids; do thread_times "$p" > /tmp/watch.t0.$p; kvm_counters "$p" > /tmp/watch.k0.$p; done
     sleep 2
     for p in $pids; do
-        case $(tr '\0' ' ' < /proc/"$p"/cmdline) in *-incoming*) role=destination ;; *) role=source ;; esac
+        case $(tr '\0' ' ' < /proc/"$p"/cmdline) in
+            *-incoming*) role=destination dst=$p ;;
+            *) role=source src=$p ;;
+        esac
         echo "== $role QEMU, pid $p: CPU time of its threads in 2 s (ticks of 1/$(getconf CLK_TCK) s), state now"
         thread_times "$p" | while read -r tid comm st u s g; do
             set -- $(grep "^$tid " /tmp/watch.t0.$p)
@@ -100,11 +128,6 @@ facts() {
             echo "-- $name +$((v - ${2:-0})) ($v)"
         done | tr '\n' ' '
         echo
-        echo "$role" > /tmp/watch.role.$p
-    done
-    src= dst=
-    for p in $pids; do
-        case $(cat /tmp/watch.role.$p) in source) src=$p ;; destination) dst=$p ;; esac
     done
     if [ -n "$src" ] && [ -n "$dst" ]; then
         s_ram=$(dump_ram "$src" /tmp/watch.src.ram)
@@ -114,18 +137,24 @@ facts() {
         [ -n "$s_ram" ] && [ -n "$d_ram" ] &&
         cmp -l /tmp/watch.src.ram /tmp/watch.dst.ram 2>&1 | awk '
             /EOF/ { print "-- " $0; next }
-            { pg = int(($1 - 1) / 4096); n[pg]++; if (!(pg in seen)) { seen[pg] = 1; order[++k] = pg } }
+            {
+                pg = int(($1 - 1) / 4096); n[pg]++
+                if (!(pg in seen)) { seen[pg] = 1; order[++k] = pg }
+                # below 1 MiB, the bytes: "offset:source/destination" (octal, as cmp -l gives them)
+                if (pg < 256 && n[pg] <= 16) b[pg] = b[pg] sprintf(" %x:%s/%s", ($1 - 1) % 4096, $2, $3)
+            }
             END {
                 low = 0; data = 0; high = 0
                 for (i = 1; i <= k; i++) { pg = order[i]; if (pg < 256) low++; else if (pg < 25600) data++; else high++ }
                 printf "-- pages that differ: %d below 1 MiB (boot code, BIOS), %d in 1-100 MiB (the test pattern), %d above\n", low, data, high
-                for (i = 1; i <= k && i <= 24; i++) printf "-- page 0x%x: %d bytes differ\n", order[i], n[order[i]]
+                for (i = 1; i <= k && i <= 24; i++) printf "-- page 0x%x: %d bytes differ%s\n", order[i], n[order[i]], b[order[i]]
             }'
         rm -f /tmp/watch.src.ram /tmp/watch.dst.ram
     fi
     rm -f /tmp/watch.*
 }
 
+rare_start
 "$@" &
 prog=$!
 i=0
@@ -153,4 +182,5 @@ while kill -0 "$prog" 2>/dev/null; do
         exit 124
     fi
 done
+rare_stop
 wait "$prog"

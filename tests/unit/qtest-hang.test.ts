@@ -12,16 +12,23 @@ const report = (src: number, dst: number): string => [
 ].join('\n');
 
 test('a source guest that never wrote to its serial port never booted: the hang came before the migration', () => {
-  assert.match(hangStage(report(0, 0)), /^before the migration: the source guest never booted/);
+  const h = hangStage(report(0, 0));
+  assert.is(h.stage, 'boot');
+  assert.match(h.text, /^before the migration: the source guest never booted/);
 });
 
 test('a source guest that wrote: the hang is the migration\'s, and whether the destination ever wrote is said', () => {
-  assert.match(hangStage(report(3, 0)), /^during or after the migration: the destination guest never wrote/);
-  assert.match(hangStage(report(3, 5)), /^during or after the migration: both guests wrote/);
+  const silent = hangStage(report(3, 0));
+  const both = hangStage(report(3, 5));
+  assert.equal([silent.stage, both.stage], ['migration', 'migration']);
+  assert.match(silent.text, /^during or after the migration: the destination guest never wrote/);
+  assert.match(both.text, /^during or after the migration: both guests wrote/);
 });
 
 test('a report without the serial lines: unknown', () => {
-  assert.match(hangStage('HUNG: x has not finished after 200 s'), /^stage unknown/);
+  const h = hangStage('HUNG: x has not finished after 200 s');
+  assert.is(h.stage, 'unknown');
+  assert.match(h.text, /^stage unknown/);
 });
 
 test.run();
