@@ -69,6 +69,22 @@ dump_ram() {
     echo "$(($4 - $3)) bytes at $(printf %x "$3")"
 }
 
+# The symbol of this (L1) kernel at address $1 (16 hex digits, 0x optional)
+# as "sym+0xoff"; nothing for an address outside the kernel. An L2 guest's
+# RIP that resolves here is L1's own: the L2 vCPU holds its host's state
+# (a nested-virtualisation failure of the L0 emulator, not the guest's).
+ksym() {
+    a=$(echo "${1#0x}" | tr A-F a-f)
+    case $a in ffffffff8???????) ;; *) return 0 ;; esac
+    [ -r /proc/kallsyms ] || return 0
+    # same-length lowercase hex compares as numbers
+    best=$(awk -v a="$a" '$1 <= a && $1 > b { b = $1; n = $3 } END { if (n != "") print b, n }' /proc/kallsyms)
+    [ -n "$best" ] || return 0
+    set -- $best
+    case $1 in 00000000*) return 0 ;; esac
+    echo "$2+0x$(printf %x $((0x${a#ffffffff} - 0x${1#ffffffff})))"
+}
+
 # 1 s of KVM's exits in this host (tracefs): by reason and the guest's RIP
 kvm_exits() {
     t=/sys/kernel/debug/tracing
@@ -82,7 +98,10 @@ kvm_exits() {
     echo 0 > "$t/events/kvm/kvm_exit/enable"
     echo "== KVM exits in 1 s, by thread, reason and guest RIP (count first)"
     sed -n 's/^ *\(.*-[0-9]*\) *\[[0-9]*\].*kvm_exit: \(.*reason [^ ]*\) rip \(0x[0-9a-f]*\).*/\1: \2 rip \3/p' "$t/trace" |
-        sort | uniq -c | sort -rn | head -12 | sed 's/^/-- /'
+        sort | uniq -c | sort -rn | head -12 | while read -r line; do
+            s=$(ksym "${line##* }")
+            echo "-- $line${s:+ (L1 kernel: $s)}"
+        done
 }
 
 # KVM's rare events, traced from the start: injected exceptions and
@@ -103,6 +122,10 @@ rare_show() {
     rare_stop
     echo "== KVM's injected exceptions and interrupts and emulated instructions since the start (last 40 of $(grep -vc '^#' "$TRACE/trace"))"
     grep -v '^#' "$TRACE/trace" | tail -40 | sed 's/^ */-- /'
+    # the last emulated instruction's RIP, if it is the L1 kernel's own
+    rip=$(grep -v '^#' "$TRACE/trace" | sed -n 's/.*kvm_emulate_insn: [0-9a-f]*:\([0-9a-f]*\):.*/\1/p' | tail -1)
+    s=$(ksym "$rip")
+    [ -z "$s" ] || echo "-- the last emulated instruction is at $rip: in the L1 kernel, $s (the L2 vCPU holds its host's RIP)"
 }
 
 facts() {
