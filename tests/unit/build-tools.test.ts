@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -9,6 +9,8 @@ import { parseAmFailure } from '../../tools/patch/apply.ts';
 import { readBuildInfo, recordBuild } from '../../tools/build/buildinfo.ts';
 import { parseConfig, unmetOptions } from '../../tools/build/kconfig.ts';
 import { allConfigText } from '../../tools/build/kernel.ts';
+import { KSELFTESTS } from '../../tools/build/kselftests.ts';
+import { kernelPatchesDir } from '../../tools/core/paths.ts';
 import { parseNinjaProgress, QEMU_TARGETS, qemuConfigureFlags, qemuTargets } from '../../tools/build/qemu.ts';
 import { formProblems, parsePatchFile } from '../../tools/patch/check.ts';
 import { parseSeriesFile, readSeries } from '../../tools/patch/series.ts';
@@ -155,6 +157,15 @@ test('patch form: subject, body and Signed-off-by', () => {
   assert.ok(problems.some((x) => x.includes('Signed-off-by')), problems.join(';'));
   const nobody = goodPatch.replace(/Pre-copy[\s\S]*itself once a deadline has passed\.\n/, '');
   assert.ok(formProblems(nobody).some((x) => x.includes('body')));
+});
+
+test('the kernel selftests the L1 hosts run are the ones the kernel series adds', () => {
+  const series = readSeries(kernelPatchesDir());
+  const added = new Set(series.patches.flatMap((p) =>
+    [...readFileSync(p.path, 'utf8').matchAll(/^\+\+\+ b\/tools\/testing\/selftests\/([\w-]+)\/([\w-]+)\.c$/gm)].map((m) => `${m[1]}/${m[2]}`)));
+  for (const t of KSELFTESTS) {
+    assert.ok(added.has(`${t.dir}/${t.program}`), `tools/build/kselftests.ts lists ${t.dir}/${t.program}, which no patch in kernel-patches/ creates or changes`);
+  }
 });
 
 test.run();
