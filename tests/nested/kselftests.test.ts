@@ -3,10 +3,14 @@
  * in one L1 host of the nested testbed booted on the heca kernel, built by
  * `make build-kernel` into build/kernel/selftests/ (under L0's root, which
  * the L1 host mounts; tools/build/kselftests.ts):
- *   - mm/uffd-resolver: the userfaultfd resolver hook. It must exit 0 with
- *     its TAP output showing an "ok", no "not ok" and no skip: a skipped
- *     selftest (a kernel without the series or its test config) is a failure
- *     here, since CI must show them executed.
+ *   - mm/uffd-resolver: the userfaultfd resolver hook;
+ *   - mm/uffd-rdma-resolver: the RDMA READ resolver against a source in the
+ *     same process, over the host's Soft-RoCE device rxe0 on link0
+ *     (UFFD_RDMA_ADDR = link0's address).
+ *     Each must exit 0 with its TAP output showing an "ok", no "not ok" and
+ *     no skip: a skipped selftest (a kernel without the series or its test
+ *     config, no RDMA device) is a failure here, since CI must show them
+ *     executed.
  *   - kvm/demand_paging_test: 2 vCPUs demand-page their memory through
  *     userfaultfd, the faults resolved by user-space handler threads
  *     (UFFDIO_COPY) or in the kernel by the test resolver (-k), interleaved,
@@ -37,6 +41,7 @@ import { tapProblems } from '../../tools/build/qtest.ts';
 import { kselftestPath, type Kselftest } from '../../tools/build/kselftests.ts';
 import { chooseL1Accel, freePorts } from '../../bench/testbed/host.ts';
 import { L1Host } from '../../bench/testbed/nested/l1-host.ts';
+import { setUpRxe } from '../../bench/testbed/nested/rxe.ts';
 import { l1KernelPath } from '../../bench/testbed/nested/testbed.ts';
 import { runInL1, type L1Run } from './l1-run.ts';
 
@@ -78,7 +83,7 @@ async function runSelftest(t: Kselftest, args: string[], label: string): Promise
   assert.ok(host, 'the L1 host is up (see the first failure)');
   const logFile = join(shared, `${t.dir}_${t.program}_${label}.log`);
   console.log(`  ${t.dir}/${t.program} ${args.join(' ')}: running in ${host.name} (log ${logFile})`);
-  const r = await runInL1(host, [built(t), ...args], { logFile, cwd: '/tmp', timeoutMs: PROGRAM_TIMEOUT_MS, onLine: (l) => console.log(`    | ${l}`) });
+  const r = await runInL1(host, [built(t), ...args], { logFile, cwd: '/tmp', env: { UFFD_RDMA_ADDR: ADDR }, timeoutMs: PROGRAM_TIMEOUT_MS, onLine: (l) => console.log(`    | ${l}`) });
   console.log(`  ${t.dir}/${t.program} ${args.join(' ')}: ${r.error ?? `exit ${r.exitCode}`} in ${r.seconds.toFixed(1)} s`);
   return r;
 }
@@ -109,7 +114,8 @@ async function bootHost(): Promise<void> {
     sharedDir: shared,
   }, { bootTimeoutMs: 90_000, attempts: 3 });
   assert.match(host.hello.kernel, /^6\.12\./);
-  console.log(`  ${host.name}${n ? ` (#${n + 1})` : ''} up in ${(host.bootMs / 1000).toFixed(1)} s, kernel ${host.hello.kernel}`);
+  const rxe = await setUpRxe(host.agent);
+  console.log(`  ${host.name}${n ? ` (#${n + 1})` : ''} up in ${(host.bootMs / 1000).toFixed(1)} s, kernel ${host.hello.kernel}; ${rxe.dev} ${rxe.state} on ${rxe.netdev}`);
 }
 
 /** The L1 host died or froze under the program (not the program's failure). */
@@ -125,12 +131,14 @@ if (process.env.HECA_SKIP_KSELFTESTS === '1') {
 
   test('one L1 host boots on the heca kernel', bootHost);
 
-  const uffd: Kselftest = { dir: 'mm', program: 'uffd-resolver' };
-  test('kselftest mm/uffd-resolver', async () => {
-    const r = await runSelftest(uffd, [], 'tap');
-    const problems = tapProblems(r);
-    if (problems.length) fail(failedRun(uffd, [], problems, r));
-  });
+  for (const program of ['uffd-resolver', 'uffd-rdma-resolver']) {
+    const t: Kselftest = { dir: 'mm', program };
+    test(`kselftest mm/${program}`, async () => {
+      const r = await runSelftest(t, [], 'tap');
+      const problems = tapProblems(r);
+      if (problems.length) fail(failedRun(t, [], problems, r));
+    });
+  }
 
   const dp: Kselftest = { dir: 'kvm', program: 'demand_paging_test' };
   const modes = [

@@ -20,6 +20,7 @@ export interface Kselftest {
 /** What the L1 hosts run: the series' tests (issue #13). */
 export const KSELFTESTS: Kselftest[] = [
   { dir: 'mm', program: 'uffd-resolver' },
+  { dir: 'mm', program: 'uffd-rdma-resolver' },
   { dir: 'kvm', program: 'demand_paging_test' },
 ];
 
