@@ -43,7 +43,7 @@ import { chooseL1Accel, freePorts } from '../../bench/testbed/host.ts';
 import { L1Host } from '../../bench/testbed/nested/l1-host.ts';
 import { setUpRxe } from '../../bench/testbed/nested/rxe.ts';
 import { l1KernelPath } from '../../bench/testbed/nested/testbed.ts';
-import { runInL1, type L1Run } from './l1-run.ts';
+import { hostDied, runInL1, type L1Run } from './l1-run.ts';
 
 const ADDR = '10.214.9.1';
 /* Each program run; the uffd-resolver tests wait for the test resolver up to 5 s at a time. */
@@ -118,8 +118,6 @@ async function bootHost(): Promise<void> {
   console.log(`  ${host.name}${n ? ` (#${n + 1})` : ''} up in ${(host.bootMs / 1000).toFixed(1)} s, kernel ${host.hello.kernel}; ${rxe.dev} ${rxe.state} on ${rxe.netdev}`);
 }
 
-/** The L1 host died or froze under the program (not the program's failure). */
-const hostDied = (r: L1Run): boolean => r.exitCode === undefined && !r.timedOut && /stopped answering|went away/.test(r.error ?? '');
 
 if (process.env.HECA_SKIP_KSELFTESTS === '1') {
   console.log('  HECA_SKIP_KSELFTESTS=1: the kernel selftests in an L1 host are skipped (CI must not set it)');

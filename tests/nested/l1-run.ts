@@ -136,3 +136,6 @@ export async function runInL1(host: L1Host, argv: readonly string[], opts: L1Run
   log.flush();
   return { ...r, out: log.text(), seconds: (Date.now() - started) / 1000 };
 }
+
+/** The run ended because the L1 host died or froze (runInL1's own errors), not because of the program. */
+export const hostDied = (r: L1Run): boolean => r.exitCode === undefined && !r.timedOut && /stopped answering|went away/.test(r.error ?? '');

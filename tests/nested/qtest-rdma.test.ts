@@ -43,7 +43,7 @@ import { chooseL1Accel, freePorts, HOST_RESERVE_MIB, memAvailableMib, QEMU_OVERH
 import { deathReport, L1_TMPFS_DIRS, L1Host } from '../../bench/testbed/nested/l1-host.ts';
 import { repairRxe, setUpRxe } from '../../bench/testbed/nested/rxe.ts';
 import { l1KernelPath } from '../../bench/testbed/nested/testbed.ts';
-import { runInL1, type L1Run } from './l1-run.ts';
+import { hostDied, runInL1, type L1Run } from './l1-run.ts';
 import { hangStage } from './qtest-hang.ts';
 
 const VERBS = 'tests/unit/test-postcopy-rdma-verbs';
@@ -188,8 +188,6 @@ async function bootHost(): Promise<void> {
   timings.push(line);
 }
 
-/** A run that ended because the host itself died or froze, not because of the program. */
-const hostDied = (r: L1Run): boolean => r.exitCode === undefined && !r.timedOut && /stopped answering|went away/.test(r.error ?? '');
 
 /** Run one program in the L1 host; its output streams here and stays in the shared directory. */
 /** Host deaths a program may meet and still pass on the next fresh host (each one is reported). */
