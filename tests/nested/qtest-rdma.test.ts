@@ -20,8 +20,9 @@
  *                                   (not under /tmp: L1 has a tmpfs there)
  *   HECA_SKIP_RDMA_TESTS=1          skip them (a laptop without nested virtualisation)
  *   HECA_RDMA_QTESTS=all            the held-back paths too (see HELD_BACK)
- *   HECA_RDMA_QTESTS=NAME[,NAME]    only the paths ending in /NAME, held back or not
- *                                   (and not the verbs test): to chase one
+ *   HECA_RDMA_QTESTS=NAME[,NAME]    only the paths ending in /NAME, held back or not,
+ *                                   and the verbs test only if one NAME is "verbs":
+ *                                   to chase one
  *   HECA_RDMA_QTEST_REPEAT=N        each path N times (a hang that comes once in 10)
  *   HECA_RDMA_QTEST_CONTROL=PATH[,PATH]
  *                                   also these migration-test paths without RDMA, named
@@ -313,7 +314,7 @@ if (process.env.HECA_SKIP_RDMA_TESTS === '1') {
     })));
   } else {
     console.log(`  ${qbuild}: ${p.verbs === 'absent' ? 'no verbs test' : VERBS}, ${p.paths.length} RDMA qtest path(s)`);
-    const unknown = (chosen ?? []).filter((c) => !p.paths.some((x) => x.endsWith(`/${c}`)));
+    const unknown = (chosen ?? []).filter((c) => c !== 'verbs' && !p.paths.some((x) => x.endsWith(`/${c}`)));
     if (unknown.length) fail(new HecaError(`HECA_RDMA_QTESTS names no RDMA qtest path: ${unknown.join(', ')}`, { why: `the paths are ${p.paths.join(', ')}`, fix: 'name them by their last part, e.g. HECA_RDMA_QTESTS=immediate,link-down' }));
     const notListed = controls.filter((c) => !p.all.includes(c));
     if (notListed.length) fail(new HecaError(`HECA_RDMA_QTEST_CONTROL names no migration-test path: ${notListed.join(', ')}`, { why: `${MIGRATION_TEST} --full -l lists no such path`, fix: 'name each in full, as the list gives it, e.g. /x86_64/migration/postcopy/switchover/immediate/plain' }));
@@ -332,7 +333,7 @@ if (process.env.HECA_SKIP_RDMA_TESTS === '1') {
       });
     }
 
-    if (p.verbs !== 'absent' && !chosen) {
+    if (p.verbs !== 'absent' && (!chosen || chosen.includes('verbs'))) {
       test(`verbs test ${VERBS}`, async () => {
         if (p.verbs === 'source-only') fail(verbsNotBuilt());
         await runProgram(VERBS, [join(qbuild, VERBS), '--tap']);
