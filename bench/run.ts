@@ -33,8 +33,9 @@ import { LINK_NAMES, parseLink } from './testbed/links.ts';
 
 const usage = `  npx tsx bench/run.ts [options]
     --scenario LIST    comma-separated scenario names, or "all" (default: all policies over tcp)
-    --transport LIST   tcp | preempt | rdma, comma-separated: each scenario over each (names become
-                       POLICY-TRANSPORT, e.g. full-rdma); rdma needs --testbed nested
+    --transport LIST   tcp | preempt | rdma | rdma-kernel, comma-separated: each scenario over each
+                       (names become POLICY-TRANSPORT, e.g. full-rdma); rdma and rdma-kernel (the
+                       destination kernel's RDMA resolver takes the faults) need --testbed nested
     --fault SPEC       inject a fault in every run, e.g. cut@postcopy+2s:3s (the link down and its
                        connections reset for 3 s, 2 s after post-copy starts; the engine then recovers)
     --list             list scenarios, workloads and links, then exit

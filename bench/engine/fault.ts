@@ -21,6 +21,7 @@ import { QmpError } from '../../tools/qmp/errors.ts';
 import type { QmpEvent } from '../../tools/qmp/types.ts';
 import type { Recovery } from '../results/schema.ts';
 import { faultText, type FaultAction } from '../scenario/faults.ts';
+import { overRdma } from '../scenario/catalog.ts';
 import type { Migration } from './arrange.ts';
 import { mark } from './run.ts';
 import type { Side } from './side.ts';
@@ -115,7 +116,7 @@ export async function cutAndRecover(m: Migration, a: FaultAction, t: RecoveryTim
   const restored = (async () => {
     const wait = done.downAt + a.durationMs - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    await m.link.restoreLink({ rdma: run.sc.transport === 'rdma' });
+    await m.link.restoreLink({ rdma: overRdma(run.sc.transport) });
     rec.restored_at_ms = since();
     mark(run, 'link-restored');
   })();

@@ -8,7 +8,7 @@ import { envSubtitle, writeCharts } from './charts.ts';
 import { formatBytes, mdTable, problems, ratioTable, RUN_HEAD, runLine, summaryTable } from './format.ts';
 import type { BenchResult, Environment, QemuBuild, WorkloadParams } from '../results/schema.ts';
 import { convergenceEnd } from '../scenario/catalog.ts';
-import { faultLatencyTable, faultPathTable, rdmaLinkTable, recoveryTable, transportWarnings } from './transport.ts';
+import { faultLatencyTable, faultPathTable, kernelEngineTable, rdmaLinkTable, recoveryTable, transportWarnings } from './transport.ts';
 
 export function environmentTable(env: Environment): string {
   const rows: string[][] = [
@@ -90,6 +90,10 @@ export async function writeReport(result: BenchResult, out: string): Promise<str
   const pull = rdmaLinkTable(result);
   if (pull) {
     md.push('## RDMA pull on the link\n', 'Per rdma run: the demand READ latency (median from `read-latency-dist`, and the fastest), how many times the background pull halved its READs in flight because a demand READ waited behind them, the bytes on the link (both ways) per byte read, and what the RDMA devices counted of retransmissions from migrate to the end (Soft-RoCE\'s port counters: a request the source saw twice, responses the destination received out of sequence, READs it retried).\n', pull, '');
+  }
+  const engine = kernelEngineTable(result);
+  if (engine) {
+    md.push('## The destination kernel\'s RDMA resolver\n', 'Per rdma-kernel run (`postcopy-rdma-engine=kernel`): what the destination kernel\'s userfaultfd RDMA resolver did, as QEMU reports it at the end (`postcopy-rdma.destination.kernel`: the kernel\'s counters, summed over its attachment) — the faults it resolved itself (the vCPU waited for its READ, QEMU never saw the fault), the pages it installed, the faults it handed to QEMU\'s fault thread, pages it gave up on, the pages QEMU went to place and found installed (and of those, how many its background pull found before reading them), the mean of its READs — beside QEMU\'s own demand reads, and the guest\'s median slow write (as in the table above: the fault latency the guest saw) against the same policy over rdma (QEMU\'s fault thread reads the page) in the same repeat.\n', engine, '');
   }
   const rcv = recoveryTable(result);
   if (rcv) md.push('## Faults and recovery\n', 'The engine cut the link (connections reset, link down), waited for postcopy-paused on both sides, restored the link, sent migrate-recover out of band to the destination and migrate resume to the source.\n', rcv, '');

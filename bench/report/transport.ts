@@ -10,7 +10,7 @@
  */
 import type { BenchResult, RunRecord, ScenarioParams, ScenarioResult } from '../results/schema.ts';
 import { addedSlowWrites, distQuantileUs, faultLatencyP50Us, slowQuantileUs } from '../results/stats.ts';
-import { globalsId } from '../scenario/catalog.ts';
+import { globalsId, overRdma } from '../scenario/catalog.ts';
 import { formatBytes, formatMs, formatRatio, formatUs, mdTable } from './format.ts';
 
 /** The same experiment but over tcp: same policy, parameters and faults. */
@@ -136,13 +136,25 @@ const PULL_SLACK_BYTES = 4 * 1048576;
 
 /** An rdma run in which the source sent pages in post-copy and QEMU reported no postcopy-rdma: not a pull. */
 export function notPulled(s: ScenarioParams, r: RunRecord): boolean {
-  return s.transport === 'rdma' && r.status === 'completed' && r.postcopy_rdma === undefined && r.bytes.postcopy > PULL_SLACK_BYTES;
+  return overRdma(s.transport) && r.status === 'completed' && r.postcopy_rdma === undefined && r.bytes.postcopy > PULL_SLACK_BYTES;
 }
 
-/** Lines for the report's warnings: rdma runs whose pages evidently did not travel by RDMA READ. */
+/** An rdma-kernel run that completed with faults but whose kernel resolver resolved none of them: not the kernel engine. */
+export function kernelIdle(s: ScenarioParams, r: RunRecord): boolean {
+  return s.transport === 'rdma-kernel' && r.status === 'completed' && r.postcopy_rdma !== undefined && !(kernelFigure(r, 'faults') ?? 0) && !(kernelFigure(r, 'pages') ?? 0);
+}
+
+/** Lines for the report's warnings: rdma runs whose pages evidently did not travel by RDMA READ, rdma-kernel runs the kernel took no part in. */
 export function transportWarnings(result: BenchResult): string[] {
-  return result.scenarios.flatMap((s) => s.runs.filter((r) => notPulled(s.scenario, r)).map((r) =>
-    `**${s.scenario.name} run ${r.repeat}: no RDMA pull seen** — QEMU took postcopy-rdma-pull, but the source sent ${formatBytes(r.bytes.postcopy)} of pages on the migration channel during post-copy and reported no postcopy-rdma: read its figures as TCP post-copy's (a QEMU with the capability but not the pull engine?)`));
+  return result.scenarios.flatMap((s) => [
+    ...s.runs.filter((r) => notPulled(s.scenario, r)).map((r) =>
+      `**${s.scenario.name} run ${r.repeat}: no RDMA pull seen** — QEMU took postcopy-rdma-pull, but the source sent ${formatBytes(r.bytes.postcopy)} of pages on the migration channel during post-copy and reported no postcopy-rdma: read its figures as TCP post-copy's (a QEMU with the capability but not the pull engine?)`),
+    ...s.runs.filter((r) => kernelIdle(s.scenario, r)).map((r) => {
+      const k = kernelMember(r);
+      const why = !k ? 'QEMU reported no `kernel` member (a QEMU without patch 20?)' : typeof k['error'] === 'string' ? `attaching it failed: ${k['error']}` : 'it was attached but took no fault';
+      return `**${s.scenario.name} run ${r.repeat}: the kernel's RDMA resolver resolved no fault** — ${why}: QEMU's fault thread did the work, read its figures as rdma's`;
+    }),
+  ]);
 }
 
 /** A number from the destination's postcopy-rdma member (recorded verbatim: it may lack it). */
@@ -170,7 +182,7 @@ const RETRY_COUNTERS: readonly [side: 'source' | 'destination', name: string, he
 export function rdmaLinkTable(result: BenchResult): string | undefined {
   const rows: string[][] = [];
   for (const s of result.scenarios) {
-    if (s.scenario.transport !== 'rdma') continue;
+    if (!overRdma(s.scenario.transport)) continue;
     for (const r of s.runs) {
       if (!r.postcopy_rdma && !r.rdma_counters) continue;
       const read = pullFigure(r, 'bytes-read');
@@ -189,4 +201,73 @@ export function rdmaLinkTable(result: BenchResult): string | undefined {
   }
   if (rows.length === 0) return undefined;
   return mdTable(['scenario', 'repeat', 'READ p50', 'READ fastest', 'background back-offs', 'wire ÷ bytes read', 'pages zeroed, not read', ...RETRY_COUNTERS.map(([, , h]) => h)], rows);
+}
+
+/** The destination's postcopy-rdma `kernel` object (rdma-kernel), as recorded; undefined when QEMU reported none. */
+function kernelMember(r: RunRecord): Record<string, unknown> | undefined {
+  const k = pullMember(r)?.['kernel'];
+  return k !== null && typeof k === 'object' ? (k as Record<string, unknown>) : undefined;
+}
+
+/** Whether the resolver was attached (QEMU detaches it before the end), in how long, or why not. */
+function attachedText(k: Record<string, unknown> | undefined): string {
+  if (!k) return 'not reported';
+  if (typeof k['error'] === 'string') return `no: ${k['error']}`;
+  const t = k['attach-time'];
+  const faults = k['faults'];
+  return k['attached'] === true || (typeof t === 'number' && t > 0) || (typeof faults === 'number' && faults > 0) ? `yes, in ${formatMs(typeof t === 'number' ? t : null)}` : 'no';
+}
+
+/** A number of the kernel member, or null. */
+function kernelFigure(r: RunRecord, key: string): number | null {
+  const v = kernelMember(r)?.[key];
+  return typeof v === 'number' ? v : null;
+}
+
+/** The guest's median added slow write of a run, µs (its own faults as it saw them), or null. */
+export function guestFaultP50Us(r: RunRecord): number | null {
+  const g = r.guest;
+  return g.slow_before && g.slow_migrating ? slowQuantileUs(addedSlowWrites(g.slow_before, g.slow_migrating), 0.5) : null;
+}
+
+/** The scenario of the same policy, globals and faults over `transport` in this result, if it ran. */
+function counterpartOver(scenarios: readonly ScenarioResult[], s: ScenarioResult, transport: string): ScenarioResult | undefined {
+  const globals = (x: ScenarioResult) => globalsId(x.scenario.qemu_globals);
+  return scenarios.find((x) => (x.scenario.transport ?? 'tcp') === transport && samePolicy(x.scenario, s.scenario) && globals(x) === globals(s));
+}
+
+/**
+ * One row per rdma-kernel run: what the destination kernel's RDMA resolver
+ * did (attached, faults it took and pages it installed, faults it handed to
+ * QEMU, its READs' mean), what QEMU found installed, and the guest's median
+ * slow write against the same policy over rdma (QEMU's fault thread) in the
+ * same repeat: the fault latency the guest saw, kernel engine ÷ user space.
+ * Undefined when no rdma-kernel run has either.
+ */
+export function kernelEngineTable(result: BenchResult): string | undefined {
+  const rows: string[][] = [];
+  for (const s of result.scenarios) {
+    if (s.scenario.transport !== 'rdma-kernel') continue;
+    const user = counterpartOver(result.scenarios, s, 'rdma');
+    for (const r of s.runs) {
+      const k = kernelMember(r);
+      if (!k && r.status !== 'completed') continue;
+      const g = guestFaultP50Us(r);
+      const u = user?.runs.find((x) => x.repeat === r.repeat && x.status === 'completed');
+      const ug = u ? guestFaultP50Us(u) : null;
+      const read = kernelFigure(r, 'read-latency');
+      const demand = pullFigure(r, 'demand-pages');
+      rows.push([
+        s.scenario.name, String(r.repeat),
+        attachedText(k),
+        ...['faults', 'pages', 'declined', 'failed', 'found', 'unread'].map((key) => String(kernelFigure(r, key) ?? '–')),
+        read === null ? '–' : formatUs(read / 1000),
+        demand === null ? '–' : String(demand),
+        formatUs(g),
+        user ? (ug === null ? '–' : `${formatRatio(ratio(g, ug))} (${user.scenario.name}: ${formatUs(ug)})`) : '',
+      ]);
+    }
+  }
+  if (rows.length === 0) return undefined;
+  return mdTable(['scenario', 'repeat', 'attached', 'kernel: faults', 'pages installed', 'declined', 'failed', 'QEMU found installed', 'of those, before reading', 'kernel READ mean', 'QEMU demand pages', 'guest: slow write p50', '÷ same policy over rdma, same repeat'], rows);
 }

@@ -305,6 +305,7 @@ export const TransportSchema = Type.Union([
   Type.Literal('tcp', { description: 'the migration channel carries every page (version 2)' }),
   Type.Literal('preempt', { description: "upstream postcopy-preempt: requested pages on a second TCP channel (version 3)" }),
   Type.Literal('rdma', { description: "heca's postcopy-rdma-pull: the destination reads missing pages with RDMA READ (version 3)" }),
+  Type.Literal('rdma-kernel', { description: "heca's postcopy-rdma-pull with postcopy-rdma-engine=kernel: the destination kernel's userfaultfd RDMA resolver reads and installs the faulting pages, QEMU pulls the rest (version 3)" }),
 ], { description: 'how post-copy pages travel; absent: tcp' });
 export type Transport = Static<typeof TransportSchema>;
 

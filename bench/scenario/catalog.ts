@@ -19,8 +19,10 @@
  * Each policy with post-copy runs over each transport (how post-copy's pages
  * travel): tcp (the migration channel), preempt (upstream's postcopy-preempt:
  * requested pages on a second channel; `postcopy-preempt` is the upstream
- * baseline) and rdma (heca's postcopy-rdma-pull: the destination reads the
- * pages with RDMA READ). The catalog holds every valid crossing, named
+ * baseline), rdma (heca's postcopy-rdma-pull: the destination reads the
+ * pages with RDMA READ) and rdma-kernel (the same, but the destination
+ * kernel's userfaultfd RDMA resolver reads and installs the pages the guest
+ * faults on, without waking QEMU: heca's kernel-patches). The catalog holds every valid crossing, named
  * POLICY-TRANSPORT (the policy's name alone for tcp): `full-rdma`. Faults
  * (faults.ts) are the invocation's (--fault) and add `-KIND` to the names.
  */
@@ -29,7 +31,12 @@ import { HecaError } from '../../tools/core/errors.ts';
 import type { FaultSpec, ScenarioParams, Transport } from '../results/schema.ts';
 import { faultText } from './faults.ts';
 
-export const TRANSPORTS: readonly Transport[] = ['tcp', 'preempt', 'rdma'];
+export const TRANSPORTS: readonly Transport[] = ['tcp', 'preempt', 'rdma', 'rdma-kernel'];
+
+/** The transports whose pages travel by RDMA READ: they need the nested testbed's rxe0. */
+export function overRdma(t: Transport | undefined): boolean {
+  return t === 'rdma' || t === 'rdma-kernel';
+}
 
 export interface ScenarioSpec {
   mode: ScenarioParams['mode'];
@@ -88,6 +95,7 @@ const TRANSPORT_TEXT: Record<Transport, string> = {
   tcp: '',
   preempt: '; over TCP with upstream postcopy-preempt (requested pages on a second channel)',
   rdma: "; post-copy pages pulled by the destination with RDMA READ (heca's postcopy-rdma-pull)",
+  'rdma-kernel': "; post-copy pages pulled with RDMA READ, the faulting ones by the destination kernel's userfaultfd resolver (heca's postcopy-rdma-engine=kernel)",
 };
 
 /** Why `transport` does not go with this policy, or undefined when it does. */
@@ -121,7 +129,7 @@ export const POLICIES: readonly ScenarioParams[] = [
   make('mgmt-hybrid60', { mode: 'hybrid', switch_after_s: 60, converge_timeout_s: 0 }, 'pre-copy for 60 s, then the management side calls migrate-start-postcopy'),
 ];
 
-/** Every policy over every transport it goes with: tcp first (the policies), then preempt, then rdma. */
+/** Every policy over every transport it goes with: tcp first (the policies), then preempt, rdma, rdma-kernel. */
 export const SCENARIOS: readonly ScenarioParams[] = TRANSPORTS.flatMap((t) => POLICIES.filter((p) => !transportMismatch(p, t)).map((p) => withTransport(p, t)));
 
 /** The default comparison of `make bench`: the policies over TCP, pre-copy first (the baseline). */

@@ -13,7 +13,7 @@
 import { UsageError } from '../../tools/core/cli.ts';
 import { HecaError } from '../../tools/core/errors.ts';
 import type { FaultSpec, ScenarioParams, Transport } from '../results/schema.ts';
-import { parseScenarios, TRANSPORTS, transportMismatch, withFaults, withTransport } from './catalog.ts';
+import { overRdma, parseScenarios, TRANSPORTS, transportMismatch, withFaults, withTransport } from './catalog.ts';
 import { crossVariants, type Variant } from './variants.ts';
 
 /** `tcp,rdma` → the transports, each once; unknown ones list those that exist. */
@@ -74,8 +74,9 @@ export function selectScenarios(arg: string, o: { transports?: Transport[]; faul
 
 /** Why this testbed cannot run the transport, or undefined when it can. */
 export function transportUnsupported(transport: Transport, testbed: 'local' | 'nested'): string | undefined {
-  if (transport === 'rdma' && testbed !== 'nested') {
-    return 'the rdma transport needs --testbed nested: this machine (L0) has no RDMA device and its kernel cannot load rdma_rxe; only the nested testbed\'s L1 hosts have Soft-RoCE (rxe0)';
+  if (overRdma(transport) && testbed !== 'nested') {
+    const kernel = transport === 'rdma-kernel' ? ', and only they boot the heca kernel whose userfaultfd RDMA resolver rdma-kernel uses' : '';
+    return `the ${transport} transport needs --testbed nested: this machine (L0) has no RDMA device and its kernel cannot load rdma_rxe; only the nested testbed's L1 hosts have Soft-RoCE (rxe0)${kernel}`;
   }
   return undefined;
 }
@@ -92,7 +93,7 @@ export function refuseOnTestbed(scenarios: readonly ScenarioParams[], testbed: '
 
 /** Refuse rdma scenarios when a host's rxe0 is not ACTIVE (the nested testbed's facts), naming the host and its state. */
 export function refuseWithoutRxe(scenarios: readonly ScenarioParams[], hosts: readonly { name: string; rxe_state: string }[]): void {
-  const rdma = scenarios.filter((s) => s.transport === 'rdma');
+  const rdma = scenarios.filter((s) => overRdma(s.transport));
   const down = hosts.filter((h) => h.rxe_state !== 'ACTIVE');
   if (rdma.length === 0 || down.length === 0) return;
   throw new HecaError(`scenario${rdma.length > 1 ? 's' : ''} ${rdma.map((s) => s.name).join(', ')} need Soft-RoCE in both L1 hosts`, {

@@ -42,6 +42,8 @@ export interface FakeOptions {
   postcopyMs?: number;
   /** Refuse heca's parameters, as upstream QEMU does. */
   upstream?: boolean;
+  /** Refuse these parameters as unknown (a QEMU of an earlier heca series). */
+  refuse?: string[];
   /** RAM bytes sent per second (default 100 MiB). */
   bytesPerS?: number;
   /** After a cut: the destination refuses migrate-recover with this error (rdma pull has no recovery yet). */
@@ -223,6 +225,8 @@ export class FakeMigration {
       case 'migrate-set-parameters': {
         const heca = Object.keys(args ?? {}).find((k) => k.startsWith('postcopy-'));
         if (heca && this.o.upstream) throw new QmpError('GenericError', `Parameter '${heca}' is unexpected`);
+        const unknown = Object.keys(args ?? {}).find((k) => this.o.refuse?.includes(k));
+        if (unknown) throw new QmpError('GenericError', `Parameter '${unknown}' is unexpected`);
         if (side === 'src') Object.assign(this.params, args);
         else Object.assign(this.dstParams, args);
         return {};
@@ -356,7 +360,9 @@ export class FakeMigration {
   /** What series 2 may report with postcopy-rdma-pull (made up: the engine records it verbatim). */
   private rdmaInfo(side: 'src' | 'dst'): Record<string, unknown> {
     if (!this.caps[side].get('postcopy-rdma-pull') || this.switchedAt === undefined) return {};
-    return { 'postcopy-rdma': side === 'src' ? { source: { 'registration-time': 12, pulled: true } } : { destination: { 'demand-pages': 7, 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 7] } } };
+    // With postcopy-rdma-engine=kernel the destination reports its kernel's resolver too.
+    const kernel = this.dstParams['postcopy-rdma-engine'] === 'kernel' ? { kernel: { attached: false, 'attach-time': 21, faults: 40, declined: 0, pages: 52, failed: 0, found: 30, unread: 12, 'read-latency': 290000 } } : {};
+    return { 'postcopy-rdma': side === 'src' ? { source: { 'registration-time': 12, pulled: true } } : { destination: { 'demand-pages': 7, 'read-latency-dist': [0, 0, 0, 0, 0, 0, 0, 0, 0, 7], ...kernel } } };
   }
 
   private srcInfo(): Record<string, unknown> {

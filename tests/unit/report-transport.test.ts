@@ -2,14 +2,15 @@
  * The report's transport and fault sections: the median fault latency from
  * the log2 distribution, beside the link probe and the same policy over tcp
  * of the same repeat; the recovery of each run with a fault; the warning for
- * an rdma run whose pages did not travel by RDMA READ.
+ * an rdma run whose pages did not travel by RDMA READ; what the kernel's
+ * resolver did in an rdma-kernel run, against rdma's guest of the same repeat.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatUs } from '../../bench/report/format.ts';
 import type { LinkProbes, RunRecord } from '../../bench/results/schema.ts';
 import { distQuantileUs, faultLatencyP50Us, summarize } from '../../bench/results/stats.ts';
-import { faultLatencyTable, faultPathTable, notPulled, rdmaLinkTable, recoveryTable, tcpCounterpart, transportWarnings } from '../../bench/report/transport.ts';
+import { faultLatencyTable, faultPathTable, kernelEngineTable, kernelIdle, notPulled, rdmaLinkTable, recoveryTable, tcpCounterpart, transportWarnings } from '../../bench/report/transport.ts';
 import { fixtureEnv, fixtureResult, fixtureRun, fixtureScenario, MEM_MIB } from '../fixtures/results.ts';
 
 const probes: LinkProbes = {
@@ -128,6 +129,37 @@ test('where a fault\'s time goes: the slow writes the migration added in the gue
   assert.match(rows[0]!, `| full | 1 | tcp | 12 | 12 | ${formatUs(mid)} | 776 µs | – | – | – | – | – | – |`, 'no difference without the trace');
   assert.match(rows[1]!, `| full-rdma | 1 | rdma | 12 | 12 | ${formatUs(mid)} | 776 µs | 11 | 15 µs | 1.2 ms | 40 µs | 1.3 ms | ${formatUs(mid - 1260)} |`);
   assert.is(faultPathTable(fixtureResult([fixtureScenario('full', 'postcopy', [fixtureRun(1)])])), undefined);
+});
+
+test('the kernel\'s RDMA resolver per rdma-kernel run: its counters, QEMU\'s share, the guest\'s fault against rdma of the same repeat; a run it took no part in warned', () => {
+  // The guest's slow writes: rdma's 12 of ~2 ms, rdma-kernel's 12 of ~0.5 ms (the guest's own 25 of 4 ms subtracted).
+  const slow = (r: RunRecord, lo: number): RunRecord => ({
+    ...r,
+    guest: { ...r.guest, slow_before: { span_ms: 10_000, ops: 1e6, buckets: [[4_194_304, 50]] }, slow_migrating: { span_ms: 5000, ops: 1e5, buckets: [[lo, 12], [4_194_304, 25]] } },
+  });
+  const kernel = (faults: number, extra: Record<string, unknown> = {}) => ({ destination: { destination: { 'demand-pages': 3, kernel: { attached: false, 'attach-time': 21, faults, declined: 2, pages: faults + 5, failed: 0, found: 9, unread: 4, 'read-latency': 290_000, ...extra } } } });
+  const user = fixtureScenario('full-rdma', 'postcopy', [slow(fixtureRun(1), 1_835_008), slow(fixtureRun(2), 1_835_008)], { switchover: 'qemu', transport: 'rdma' });
+  const rk = fixtureScenario('full-rdma-kernel', 'postcopy', [
+    { ...slow(fixtureRun(1), 458_752), postcopy_rdma: kernel(40) },
+    { ...slow(fixtureRun(2), 458_752), postcopy_rdma: kernel(0, { pages: 0, 'attach-time': 0, error: 'connecting to 10.213.0.1: timed out' }) },
+    { ...fixtureRun(3), postcopy_rdma: { destination: { destination: { 'demand-pages': 3 } } } },
+  ], { switchover: 'qemu', transport: 'rdma-kernel' });
+  const result = fixtureResult([user, rk]);
+  const rows = kernelEngineTable(result)!.split('\n').slice(2);
+  assert.is(rows.length, 3);
+  const g = (lo: number) => (lo / 1000) * (8 / 7) ** (6 / 12);
+  assert.is(rows[0], `| full-rdma-kernel | 1 | yes, in 21 ms | 40 | 45 | 2 | 0 | 9 | 4 | 290 µs | 3 | ${formatUs(g(458.752 * 1000))} | 0.25× (full-rdma: ${formatUs(g(1_835_008))}) |`);
+  assert.match(rows[1]!, '| full-rdma-kernel | 2 | no: connecting to 10.213.0.1: timed out | 0 | 0 |');
+  assert.match(rows[2]!, /\| full-rdma-kernel \| 3 \| not reported \| – \| – \|/);
+  assert.not.ok(kernelIdle(rk.scenario, rk.runs[0]!));
+  assert.ok(kernelIdle(rk.scenario, rk.runs[1]!));
+  assert.ok(kernelIdle(rk.scenario, rk.runs[2]!));
+  assert.not.ok(kernelIdle(user.scenario, user.runs[0]!), 'rdma runs are no concern of it');
+  const warned = transportWarnings(result).filter((w) => w.includes('resolved no fault'));
+  assert.is(warned.length, 2);
+  assert.match(warned[0]!, "full-rdma-kernel run 2: the kernel's RDMA resolver resolved no fault** — attaching it failed: connecting to 10.213.0.1: timed out");
+  assert.match(warned[1]!, 'QEMU reported no `kernel` member');
+  assert.is(kernelEngineTable(fixtureResult([user])), undefined);
 });
 
 test.run();

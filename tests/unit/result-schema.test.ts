@@ -87,7 +87,7 @@ test('version 3: a version 2 file still loads; transports, a recovery and postco
   bad.scenarios[0].scenario.transport = 'infiniband';
   bad.scenarios[0].runs[0].recovery.outcome = 'maybe';
   const problems = resultProblems(bad);
-  assert.ok(problems.includes('scenarios[0].scenario.transport: must be one of "tcp", "preempt", "rdma"; it is "infiniband"'), problems.join('\n'));
+  assert.ok(problems.includes('scenarios[0].scenario.transport: must be one of "tcp", "preempt", "rdma", "rdma-kernel"; it is "infiniband"'), problems.join('\n'));
   assert.ok(problems.some((p) => p.startsWith('scenarios[0].runs[0].recovery.outcome: must be one of "recovered", "failed", "not-injected"')), problems.join('\n'));
 });
 

@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UsageError } from '../../tools/core/cli.ts';
 import { HecaError } from '../../tools/core/errors.ts';
-import { scenarioId, SCENARIOS, POLICIES, DEFAULT_SCENARIOS } from '../../bench/scenario/catalog.ts';
+import { parseScenarios, scenarioId, SCENARIOS, POLICIES, DEFAULT_SCENARIOS } from '../../bench/scenario/catalog.ts';
 import { faultPlan, faultText, parseFault, parseFaults } from '../../bench/scenario/faults.ts';
 import { parseTransports, refuseOnTestbed, refuseWithoutRxe, selectScenarios } from '../../bench/scenario/select.ts';
 import { missingTransportFeature, transportSetup } from '../../bench/scenario/transport.ts';
@@ -106,6 +106,32 @@ test('what each transport sets on both sides; the refusals told apart', () => {
   assert.is(missingTransportFeature("Invalid parameter 'postcopy-rdma-pull'"), 'postcopy-rdma-pull');
   assert.is(missingTransportFeature("Parameter 'postcopy-rdma-address' is unexpected"), 'postcopy-rdma-address');
   assert.is(missingTransportFeature("Capability 'postcopy-rdma-pull' is not compatible with capability 'postcopy-preempt'"), undefined, 'a conflict is not a missing feature');
+  // rdma-kernel: rdma, and the kernel engine on the destination only (the source's QEMU never reads it).
+  const k = transportSetup('rdma-kernel', '10.214.0.2');
+  assert.equal(k.capabilities, r.capabilities);
+  assert.equal(k.parameters.source, r.parameters.source);
+  assert.equal(k.parameters.destination, { ...r.parameters.source, 'postcopy-rdma-engine': 'kernel' });
+  assert.match(k.needs, 'postcopy-rdma-engine');
+  assert.match(k.needs, 'CONFIG_USERFAULTFD_RDMA_RESOLVER');
+  assert.is(missingTransportFeature("Parameter 'postcopy-rdma-engine' is unexpected"), 'postcopy-rdma-engine');
+});
+
+test('rdma-kernel: a transport of its own in names, ids and the catalog; refused off the nested testbed, and without rxe0', () => {
+  const [full, user, kernel] = pick('full', { transports: ['tcp', 'rdma', 'rdma-kernel'] });
+  assert.equal([kernel!.name, kernel!.id, kernel!.transport], ['full-rdma-kernel', 'postcopy-qemu-immediate-rdma-kernel', 'rdma-kernel']);
+  assert.not.equal(kernel!.id, user!.id);
+  assert.match(kernel!.description, "postcopy-rdma-engine=kernel");
+  assert.is(full!.transport, 'tcp');
+  assert.ok(SCENARIOS.some((s) => s.name === 'hybrid60-rdma-kernel'), 'in the catalog, so in the nightly');
+  assert.is(parseScenarios('full-rdma-kernel')[0]!.transport, 'rdma-kernel');
+  const named = errorOf(() => selectScenarios('full-rdma-kernel', { transports: ['tcp'] }));
+  assert.match(named.fix ?? '', '--scenario full --transport tcp');
+  const e = errorOf(() => refuseOnTestbed([kernel!], 'local'));
+  assert.is(e.message, 'scenario full-rdma-kernel cannot run on the local testbed');
+  assert.match(e.why, 'the rdma-kernel transport needs --testbed nested');
+  assert.match(e.why, 'heca kernel');
+  refuseOnTestbed([kernel!], 'nested');
+  assert.match(errorOf(() => refuseWithoutRxe([kernel!], [{ name: 'heca-x-a', rxe_state: 'DOWN' }])).why, 'heca-x-a: rxe0 DOWN');
 });
 
 test('cut commands: each end kills its connections to the other (ss -K, idle ones too), then the link goes down', () => {
@@ -139,6 +165,27 @@ test('fake QEMU: a QEMU without postcopy-rdma-pull fails the rdma scenario befor
   assert.instance(error, HecaError);
   assert.is((error as HecaError).message, "scenario full-rdma needs heca's series 2 QEMU patches (capability postcopy-rdma-pull)");
   assert.match((error as HecaError).why, "the source QEMU refuses postcopy-rdma-pull: Invalid parameter 'postcopy-rdma-pull'");
+  assert.not.ok(fake.commands().includes('src migrate'));
+});
+
+test('fake QEMU: rdma-kernel asks the destination for the kernel engine before migrate-incoming, the source never; its kernel member recorded', async () => {
+  const [sc] = pick('full', { transports: ['rdma-kernel'] });
+  const { fake, run, error } = await migrateWithFake(sc!);
+  assert.is(error, undefined, String(error));
+  const engine = fake.log.filter((c) => c.command === 'migrate-set-parameters' && c.args?.['postcopy-rdma-engine'] !== undefined);
+  assert.equal(engine.map((c) => [c.side, c.args!['postcopy-rdma-engine']]), [['dst', 'kernel']]);
+  const cmds = fake.commands();
+  assert.ok(cmds.lastIndexOf('dst migrate-set-parameters') < cmds.indexOf('dst migrate-incoming'));
+  assert.is(run.rec.status, 'completed');
+  const dst = (run.rec.postcopy_rdma?.destination as { destination: { kernel?: { faults: number } } }).destination;
+  assert.is(dst.kernel?.faults, 40, "the kernel's counters recorded verbatim");
+});
+
+test('fake QEMU: a QEMU of series 2 without postcopy-rdma-engine fails the rdma-kernel scenario before migrate, naming it', async () => {
+  const { fake, error } = await migrateWithFake(pick('full', { transports: ['rdma-kernel'] })[0]!, { refuse: ['postcopy-rdma-engine'] });
+  assert.instance(error, HecaError);
+  assert.match((error as HecaError).message, /^scenario full-rdma-kernel needs heca's QEMU patches 19-20/);
+  assert.is((error as HecaError).why, "the destination QEMU refuses postcopy-rdma-engine: Parameter 'postcopy-rdma-engine' is unexpected");
   assert.not.ok(fake.commands().includes('src migrate'));
 });
 

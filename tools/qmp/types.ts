@@ -118,6 +118,8 @@ export interface MigrateSetParameters {
   'postcopy-rdma-port'?: number;
   /** heca series 2: allow RDMA READ in clear text with TLS on the migration channel. */
   'postcopy-rdma-allow-cleartext'?: boolean;
+  /** heca QEMU patch 20 (unstable), destination: who resolves its page faults: QEMU's fault thread, the kernel's RDMA resolver, or the kernel where it can. */
+  'postcopy-rdma-engine'?: 'user' | 'kernel' | 'auto';
   [more: string]: unknown;
 }
 
