@@ -27,7 +27,7 @@ export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: Run
   const { ctx, sc, w, repeat, logs } = run;
   const bed = await (ctx.testbed ?? (() => localRunTestbed(ctx.link)))();
   run.bed = bed;
-  const base: Omit<VmConfig, 'name' | 'dir'> = { accel: ctx.accel, memMib: w.mem_mib, kernel: ctx.kernel, initrd: ctx.initrd, append: ctx.append(w), ...(ctx.qemuTrace?.length ? { trace: ctx.qemuTrace } : {}), ...(sc.qemu_globals?.length ? { globals: sc.qemu_globals } : {}) };
+  const base: Omit<VmConfig, 'name' | 'dir'> = { accel: ctx.accel, memMib: w.mem_mib, vcpus: w.vcpus ?? 1, kernel: ctx.kernel, initrd: ctx.initrd, append: ctx.append(w), ...(ctx.qemuTrace?.length ? { trace: ctx.qemuTrace } : {}), ...(sc.qemu_globals?.length ? { globals: sc.qemu_globals } : {}) };
   const memFile = (side: string) => (ctx.memDir ? { memFile: join(ctx.memDir, `heca-${process.pid}-${sc.name}-r${repeat}-${side}.ram`) } : {});
   const dstCfg: VmConfig = { ...base, name: 'heca-dst', dir: join(logs, 'dst'), incoming: true, ...memFile('dst'), ...bed.vmExtra('dst') };
   const srcCfg: VmConfig = { ...base, name: 'heca-src', dir: join(logs, 'src'), ...memFile('src'), ...bed.vmExtra('src') };

@@ -136,8 +136,9 @@ export function collectTimeline(rec: RunRecord, sides: { side: 'src' | 'dst'; me
   for (const { side, messages } of sides) {
     for (const m of messages) {
       if (m.msg.t !== 'tick') continue;
-      const tick = m.msg as GuestMessage & { ops: number; interval_ms: number; max_stall_us: number };
-      samples.push({ t_ms: m.hostTime - t0, ops: tick.ops, interval_ms: tick.interval_ms, max_stall_ms: tick.max_stall_us / 1000, side });
+      const tick = m.msg as GuestMessage & { ops: number; interval_ms: number; max_stall_us: number; threads?: unknown };
+      const threads = Array.isArray(tick.threads) && tick.threads.every((n) => typeof n === 'number') ? { threads: tick.threads as number[] } : {};
+      samples.push({ t_ms: m.hostTime - t0, ops: tick.ops, interval_ms: tick.interval_ms, max_stall_ms: tick.max_stall_us / 1000, side, ...threads });
       if (t0 && m.hostTime >= t0) hostTimes.push(m.hostTime);
     }
   }

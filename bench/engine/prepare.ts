@@ -49,12 +49,12 @@ export interface Prepared {
 
 /** The kernel command line of the heca guest for a workload. */
 export function workloadAppend(w: WorkloadParams): string {
-  return guestAppend({ arena_mib: w.arena_mib, ws_mib: w.working_set_mib, rate: w.write_rate, pattern: w.pattern });
+  return guestAppend({ arena_mib: w.arena_mib, ws_mib: w.working_set_mib, rate: w.write_rate, pattern: w.pattern, ...(w.threads ? { threads: w.threads } : {}) });
 }
 
 /** --dry-run: the two QEMU command lines and the plan, as text. */
 export function dryRunText(o: PrepareOptions, scenarios: ScenarioParams[], w: WorkloadParams, repeat: number): string {
-  const cfg = { accel: 'tcg' as const, memMib: w.mem_mib, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend(w) };
+  const cfg = { accel: 'tcg' as const, memMib: w.mem_mib, vcpus: w.vcpus ?? 1, kernel: o.guest.kernel, initrd: o.guest.initrd, append: workloadAppend(w) };
   return [
     '# destination (in the dst namespace)',
     showCommand(o.qemu, vmArgs({ ...cfg, name: 'heca-dst', dir: join(o.out, 'logs', 'RUN', 'dst'), incoming: true })),

@@ -28,6 +28,9 @@ export interface ReadyMessage {
   rate: number;
   interval_ms: number;
   seed: number;
+  /** Writer threads, and the CPUs the guest has online (absent from a workload before threads). */
+  threads?: number;
+  cpus?: number;
   /** Time the workload took to stamp the arena. */
   stamp_ms: number;
   /** Guest CLOCK_MONOTONIC (~ time since boot) when it got ready. */
@@ -42,6 +45,9 @@ export interface TickMessage {
   interval_ms: number;
   ops: number;
   max_stall_us: number;
+  /** heca.threads > 1: each writer's ops in this interval (their sum is ops), and each one's longest gap. */
+  threads?: number[];
+  stalls_us?: number[];
 }
 export interface CheckResult {
   pages_checked: number;

@@ -53,6 +53,8 @@ export interface GuestParams {
   interval_ms?: number;
   /** PRNG seed (default 1). */
   seed?: number;
+  /** Writer threads, each on its own slice of the working set (default 1). */
+  threads?: number;
 }
 
 export interface GuestImage {
@@ -97,6 +99,10 @@ export function guestAppend(p: GuestParams): string {
   const rate = wholeNumber('rate', p.rate, 0, 100_000_000) ?? 0;
   const interval = wholeNumber('interval_ms', p.interval_ms, 1, 60_000) ?? 100;
   const seed = wholeNumber('seed', p.seed, 0, Number.MAX_SAFE_INTEGER) ?? 1;
+  const threads = wholeNumber('threads', p.threads, 1, 64) ?? 1;
+  if (threads > ws * 256) {
+    throw new HecaError(`guest threads=${threads} is more than the ${ws * 256} pages of the working set`, { why: 'each writer thread owns a slice of at least one page', fix: 'fewer threads, or a larger working set' });
+  }
   const pattern = p.pattern ?? 'random';
   if (!(PATTERNS as readonly string[]).includes(pattern)) {
     throw new HecaError(`guest pattern "${String(pattern)}" is not valid`, { why: `the workload knows ${PATTERNS.join(', ')}` });
@@ -121,6 +127,8 @@ export function guestAppend(p: GuestParams): string {
     `heca.pattern=${pattern}`,
     `heca.interval_ms=${interval}`,
     `heca.seed=${seed}`,
+    // Only when there are several: the command line of a one-writer guest stays as it was.
+    ...(threads > 1 ? [`heca.threads=${threads}`] : []),
   ].join(' ');
 }
 

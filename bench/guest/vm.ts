@@ -20,6 +20,8 @@ export interface VmConfig {
   dir: string;
   accel: 'tcg' | 'kvm';
   memMib: number;
+  /** vCPUs (-smp; default 1). */
+  vcpus?: number;
   kernel: string;
   initrd: string;
   append: string;
@@ -56,7 +58,7 @@ export function vmArgs(c: VmConfig): string[] {
     '-object', backend,
     '-accel', c.accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
     '-cpu', c.accel === 'kvm' ? 'host' : 'max',
-    '-smp', '1',
+    '-smp', String(c.vcpus ?? 1),
     '-m', `${c.memMib}M`,
     '-nodefaults', '-no-user-config', '-display', 'none',
     // A guest reset (a triple fault, a reboot) or power-off freezes the VM as

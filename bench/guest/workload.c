@@ -16,6 +16,12 @@
  *                        working set, the rest to the other 90%
  *   heca.interval_ms=N   tick period (default 100)
  *   heca.seed=N          PRNG seed (default 1)
+ *   heca.threads=N       writer threads (default 1, at most 64): each owns
+ *                        1/N of the working set (a contiguous slice) and
+ *                        writes it at rate/N with the pattern, on CPU
+ *                        t mod (CPUs online); the main thread then only
+ *                        talks to the host. A writer that waits for a page
+ *                        (post-copy) stops no other writer.
  *
  * Every page holds a header {magic, index, generation, header checksum}
  * and 508 words derived from (index, generation, seed). A write bumps the
@@ -27,6 +33,9 @@
  *       every interval. max_stall_us: longest gap between two consecutive
  *       ops in the interval; with a rate limit, the lateness of an op
  *       against its schedule (time idle by design is not a stall).
+ *       With threads > 1 also "threads":[n0,n1,...] (each writer's ops;
+ *       their sum is ops) and "stalls_us":[s0,s1,...] (each one's longest
+ *       gap; max_stall_us is the largest).
  *   {"t":"slow","ms":M,"since_ms":m,"ops":n,"writes":[[lo_ns,count],...]}
  *       on the command `slow`: the page writes that took 65.5 us or more
  *       since the previous `slow` (or since ready), counted in buckets of a
@@ -42,6 +51,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,20 +72,21 @@
 #define CTL_DEV "/dev/ttyS1"
 #define POLL_EVERY_NS 2000000ll /* look for host commands every 2 ms */
 #define SPIN_NS 1000000ll       /* rate-limited: spin for the last 1 ms before an op */
+#define MAX_THREADS 64
 
 enum pattern { PAT_SEQUENTIAL, PAT_RANDOM, PAT_HOTCOLD };
 static const char *const pattern_names[] = {"sequential", "random", "hotcold"};
 
 struct config {
-	uint64_t arena_mib, ws_mib, rate, interval_ms, seed;
+	uint64_t arena_mib, ws_mib, rate, interval_ms, seed, threads;
 	enum pattern pattern;
 	int ws_given;
 };
 
-static struct config cfg = {.arena_mib = 64, .rate = 0, .interval_ms = 100, .seed = 1, .pattern = PAT_RANDOM};
+static struct config cfg = {.arena_mib = 64, .rate = 0, .interval_ms = 100, .seed = 1, .threads = 1, .pattern = PAT_RANDOM};
 static uint8_t *arena;
 static uint32_t *gens;
-static uint64_t npages, ws_pages, ws_first, hot_pages;
+static uint64_t npages, ws_pages, ws_first;
 static int ctl = -1;
 static uint64_t seed_salt;
 
@@ -242,6 +254,8 @@ static void read_config(void)
 			cfg.interval_ms = parse_num(key, val);
 		else if (!strcmp(key, "seed"))
 			cfg.seed = parse_num(key, val);
+		else if (!strcmp(key, "threads"))
+			cfg.threads = parse_num(key, val);
 		else if (!strcmp(key, "pattern")) {
 			unsigned i;
 			for (i = 0; i < 3 && strcmp(val, pattern_names[i]); i++)
@@ -262,6 +276,10 @@ static void read_config(void)
 		fatal("heca.interval_ms=%" PRIu64 " out of range 1..60000", cfg.interval_ms);
 	if (cfg.rate > 100000000)
 		fatal("heca.rate=%" PRIu64 " is absurd", cfg.rate);
+	if (cfg.threads < 1 || cfg.threads > MAX_THREADS)
+		fatal("heca.threads=%" PRIu64 " out of range 1..%d", cfg.threads, MAX_THREADS);
+	if (cfg.threads > cfg.ws_mib * (1024 * 1024 / PAGE_SIZE))
+		fatal("heca.threads=%" PRIu64 " is more than the working set's pages", cfg.threads);
 }
 
 /* ---- control channel ---------------------------------------------------- */
@@ -323,14 +341,34 @@ static void poll_commands(void)
 
 /* ---- the run loop state ------------------------------------------------- */
 
-static uint64_t tick_seq, tick_ops;
-static int64_t tick_start, next_tick, max_stall, prev_op;
+/*
+ * A writer: one thread writing its slice of the working set (all of it
+ * when there is one writer, which is then the main thread). Its ops count
+ * and longest gap are read by the main thread for the ticks.
+ */
+struct writer {
+	uint64_t first, pages, hot; /* its slice: [first, first + pages) */
+	uint64_t rng_state, seq_cursor;
+	int64_t period_ns, sched_due, prev_op;
+	uint64_t ops;      /* ever: atomic (the main thread reads it) */
+	int64_t max_stall; /* since the last tick: atomic (the main thread takes it) */
+	uint64_t ops_at_tick;
+	int cpu;
+	pthread_t tid;
+};
+static struct writer writers[MAX_THREADS];
+
+static uint64_t tick_seq;
+static int64_t tick_start, next_tick;
+
+/* With threads > 1: the main thread stops the writers for a command (check). */
+static int pause_req, paused;
 
 /*
  * Page writes that took 2^16 ns (65.5 us) or more, in quarter-octave
  * buckets by duration: v = ns >> 14 units (v >= 4) with highest bit o + 2
  * and the two bits below it f falls in bucket 4 * o + f, [(4 + f) << (o +
- * 14), (5 + f) << (o + 14)) ns.
+ * 14), (5 + f) << (o + 14)) ns. Counted by every writer (atomics).
  */
 #define SLOW_SHIFT 14
 #define SLOW_BUCKETS 80
@@ -339,6 +377,7 @@ static int64_t slow_since;
 
 static void count_write(int64_t ns)
 {
+	__atomic_fetch_add(&slow_ops, 1, __ATOMIC_RELAXED);
 	if (ns < 0)
 		return;
 	uint64_t v = (uint64_t)ns >> SLOW_SHIFT;
@@ -346,7 +385,7 @@ static void count_write(int64_t ns)
 		return;
 	int o = 63 - __builtin_clzll(v) - 2;
 	unsigned b = (unsigned)o * 4 + (unsigned)(v >> o & 3);
-	slow[b < SLOW_BUCKETS ? b : SLOW_BUCKETS - 1]++;
+	__atomic_fetch_add(&slow[b < SLOW_BUCKETS ? b : SLOW_BUCKETS - 1], 1, __ATOMIC_RELAXED);
 }
 
 static uint64_t slow_bucket_lo(unsigned b)
@@ -356,36 +395,77 @@ static uint64_t slow_bucket_lo(unsigned b)
 
 static void emit_tick(int64_t now)
 {
-	emit(0, "{\"t\":\"tick\",\"seq\":%" PRIu64 ",\"ms\":%.3f,\"interval_ms\":%.3f,\"ops\":%" PRIu64 ",\"max_stall_us\":%" PRId64 "}",
-	     tick_seq++, (double)now / 1e6, (double)(now - tick_start) / 1e6, tick_ops, max_stall / 1000);
+	char per[MAX_THREADS * 24 + 2], stalls[MAX_THREADS * 24 + 2];
+	size_t po = 0, so = 0;
+	uint64_t ops = 0;
+	int64_t max_stall = 0;
+	for (uint64_t t = 0; t < cfg.threads; t++) {
+		struct writer *w = &writers[t];
+		uint64_t total = __atomic_load_n(&w->ops, __ATOMIC_RELAXED);
+		int64_t stall = __atomic_exchange_n(&w->max_stall, 0, __ATOMIC_RELAXED);
+		uint64_t n = total - w->ops_at_tick;
+		w->ops_at_tick = total;
+		ops += n;
+		if (stall > max_stall)
+			max_stall = stall;
+		po += (size_t)snprintf(per + po, sizeof per - po, "%s%" PRIu64, t ? "," : "", n);
+		so += (size_t)snprintf(stalls + so, sizeof stalls - so, "%s%" PRId64, t ? "," : "", stall / 1000);
+	}
+	char line[sizeof per + sizeof stalls + 200];
+	int n;
+	if (cfg.threads > 1)
+		n = snprintf(line, sizeof line,
+			     "{\"t\":\"tick\",\"seq\":%" PRIu64 ",\"ms\":%.3f,\"interval_ms\":%.3f,\"ops\":%" PRIu64 ",\"max_stall_us\":%" PRId64
+			     ",\"threads\":[%s],\"stalls_us\":[%s]}\n",
+			     tick_seq, (double)now / 1e6, (double)(now - tick_start) / 1e6, ops, max_stall / 1000, per, stalls);
+	else
+		n = snprintf(line, sizeof line,
+			     "{\"t\":\"tick\",\"seq\":%" PRIu64 ",\"ms\":%.3f,\"interval_ms\":%.3f,\"ops\":%" PRIu64 ",\"max_stall_us\":%" PRId64 "}\n",
+			     tick_seq, (double)now / 1e6, (double)(now - tick_start) / 1e6, ops, max_stall / 1000);
+	if (n > 0)
+		ctl_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+	tick_seq++;
 	tick_start = now;
-	tick_ops = 0;
-	max_stall = 0;
 	next_tick += (int64_t)cfg.interval_ms * 1000000ll;
 	if (next_tick <= now) /* we were away (paused VM): realign, no burst of empty ticks */
 		next_tick = now + (int64_t)cfg.interval_ms * 1000000ll;
 }
 
+/* A writer's gaps restart now (it was stopped by design). */
+static void writer_restart(struct writer *w, int64_t now)
+{
+	w->prev_op = now;
+	if (w->sched_due < now)
+		w->sched_due = now;
+}
+
 /* A command stopped the writes by design: close the interval before it and
- * start a fresh one after it, so neither a stall nor a long interval shows. */
+ * start a fresh one after it, so neither a stall nor a long interval shows.
+ * With writer threads, they wait meanwhile. */
 static int64_t pause_begin(void)
 {
+	if (cfg.threads > 1) {
+		__atomic_store_n(&pause_req, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&paused, __ATOMIC_SEQ_CST) < (int)cfg.threads) {
+			struct timespec ts = {.tv_nsec = 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
 	int64_t now = now_ns();
-	if (tick_ops > 0 || now - tick_start > 1000000)
+	if (writers[0].ops != writers[0].ops_at_tick || cfg.threads > 1 || now - tick_start > 1000000)
 		emit_tick(now);
 	return now;
 }
-
-static int64_t sched_due; /* rate-limited: when the next op is due */
 
 static void pause_end(void)
 {
 	int64_t now = now_ns();
 	tick_start = now;
 	next_tick = now + (int64_t)cfg.interval_ms * 1000000ll;
-	prev_op = now;
-	if (sched_due < now)
-		sched_due = now;
+	if (cfg.threads > 1)
+		__atomic_store_n(&pause_req, 0, __ATOMIC_SEQ_CST);
+	else
+		writer_restart(&writers[0], now);
 }
 
 static void cmd_check(void)
@@ -449,20 +529,20 @@ static void cmd_slow(void)
 {
 	char list[SLOW_BUCKETS * 32 + 1];
 	size_t off = 0;
-	for (unsigned b = 0; b < SLOW_BUCKETS; b++)
-		if (slow[b] && off < sizeof list)
+	for (unsigned b = 0; b < SLOW_BUCKETS; b++) {
+		uint64_t n = __atomic_exchange_n(&slow[b], 0, __ATOMIC_RELAXED);
+		if (n && off < sizeof list)
 			off += (size_t)snprintf(list + off, sizeof list - off, "%s[%" PRIu64 ",%" PRIu64 "]", off ? "," : "",
-						slow_bucket_lo(b), slow[b]);
+						slow_bucket_lo(b), n);
+	}
 	list[off < sizeof list ? off : sizeof list - 1] = 0;
 	int64_t now = now_ns();
 	/* Longer than emit()'s line: written as it is. */
 	char line[sizeof list + 160];
 	int n = snprintf(line, sizeof line, "{\"t\":\"slow\",\"ms\":%.3f,\"since_ms\":%.3f,\"ops\":%" PRIu64 ",\"writes\":[%s]}\n",
-			 (double)now / 1e6, (double)slow_since / 1e6, slow_ops, list);
+			 (double)now / 1e6, (double)slow_since / 1e6, __atomic_exchange_n(&slow_ops, 0, __ATOMIC_RELAXED), list);
 	if (n > 0)
 		ctl_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-	memset(slow, 0, sizeof slow);
-	slow_ops = 0;
 	slow_since = now;
 }
 
@@ -490,46 +570,178 @@ static void do_command(char *line)
 	}
 }
 
-/* ---- main --------------------------------------------------------------- */
+/* ---- writers ------------------------------------------------------------ */
 
-static uint64_t rng_state;
-static inline uint64_t rng(void)
+/* xorshift64* */
+static inline uint64_t rng(struct writer *w)
 {
-	/* xorshift64* */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
+	w->rng_state ^= w->rng_state >> 12;
+	w->rng_state ^= w->rng_state << 25;
+	w->rng_state ^= w->rng_state >> 27;
+	return w->rng_state * 0x2545f4914f6cdd1dull;
 }
-static inline uint64_t below(uint64_t n)
+static inline uint64_t below(struct writer *w, uint64_t n)
 {
-	return (uint64_t)(((unsigned __int128)rng() * n) >> 64);
+	return (uint64_t)(((unsigned __int128)rng(w) * n) >> 64);
 }
 
-static uint64_t seq_cursor;
-static inline uint64_t next_page(void)
+static inline uint64_t next_page(struct writer *w)
 {
 	switch (cfg.pattern) {
 	case PAT_SEQUENTIAL:
-		if (seq_cursor >= ws_pages)
-			seq_cursor = 0;
-		return ws_first + seq_cursor++;
+		if (w->seq_cursor >= w->pages)
+			w->seq_cursor = 0;
+		return w->first + w->seq_cursor++;
 	case PAT_HOTCOLD:
-		if (ws_pages > hot_pages && below(10) == 0)
-			return ws_first + hot_pages + below(ws_pages - hot_pages);
-		return ws_first + below(hot_pages);
+		if (w->pages > w->hot && below(w, 10) == 0)
+			return w->first + w->hot + below(w, w->pages - w->hot);
+		return w->first + below(w, w->hot);
 	case PAT_RANDOM:
 	default:
-		return ws_first + below(ws_pages);
+		return w->first + below(w, w->pages);
 	}
 }
 
-/* The seed's effect on page contents and on which pages are written. */
+/* The seed's effect on page contents, and on which pages each writer writes. */
 static void set_seed(uint64_t seed)
 {
 	seed_salt = mix64(seed ^ 0x6865636100000000ull);
-	rng_state = mix64(seed + 1) | 1;
+	for (uint64_t t = 0; t < cfg.threads; t++)
+		writers[t].rng_state = mix64(seed + 1 + t * K_STEP) | 1;
 }
+
+/* Writer t's slice of the working set, its rate and CPU. */
+static void writer_init(uint64_t t, int64_t now, long cpus)
+{
+	struct writer *w = &writers[t];
+	uint64_t lo = ws_pages * t / cfg.threads, hi = ws_pages * (t + 1) / cfg.threads;
+	w->first = ws_first + lo;
+	w->pages = hi - lo;
+	w->hot = w->pages / 10 ? w->pages / 10 : 1;
+	w->period_ns = cfg.rate ? 1000000000ll * (int64_t)cfg.threads / (int64_t)cfg.rate : 0;
+	w->prev_op = w->sched_due = now;
+	w->cpu = cpus > 0 ? (int)(t % (uint64_t)cpus) : 0;
+}
+
+/*
+ * Write one page if it is due. Returns 0 when the writer is ahead of its
+ * schedule (rate-limited): *wait_until is then when to look again.
+ */
+static int writer_op(struct writer *w, int64_t now, int64_t *wait_until)
+{
+	if (w->period_ns && now < w->sched_due) {
+		*wait_until = w->sched_due - SPIN_NS;
+		return 0;
+	}
+	/* The gap before this op; with a schedule, only its lateness. */
+	int64_t since = w->period_ns && w->sched_due > w->prev_op ? w->sched_due : w->prev_op;
+	if (now - since > __atomic_load_n(&w->max_stall, __ATOMIC_RELAXED))
+		__atomic_store_n(&w->max_stall, now - since, __ATOMIC_RELAXED);
+
+	uint64_t idx = next_page(w);
+	write_page(idx, ++gens[idx]);
+	/* How long this write took: a fault on its page (or on gens[]) included. */
+	count_write(now_ns() - now);
+	__atomic_store_n(&w->ops, w->ops + 1, __ATOMIC_RELAXED);
+	w->prev_op = now;
+
+	if (w->period_ns) {
+		w->sched_due += w->period_ns;
+		/* More than an interval behind (the VM was paused): skip the
+		 * missed ops instead of bursting to catch up. */
+		if (now - w->sched_due > (int64_t)cfg.interval_ms * 1000000ll)
+			w->sched_due = now + w->period_ns;
+	}
+	return 1;
+}
+
+static void sleep_until(int64_t until)
+{
+	int64_t wait = until - now_ns();
+	if (wait > 0) {
+		struct timespec ts = {.tv_sec = wait / 1000000000ll, .tv_nsec = wait % 1000000000ll};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* A writer thread (threads > 1): writes its slice until the process ends. */
+static void *writer_thread(void *arg)
+{
+	struct writer *w = arg;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(w->cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+	for (;;) {
+		if (__atomic_load_n(&pause_req, __ATOMIC_SEQ_CST)) {
+			__atomic_fetch_add(&paused, 1, __ATOMIC_SEQ_CST);
+			while (__atomic_load_n(&pause_req, __ATOMIC_SEQ_CST)) {
+				struct timespec ts = {.tv_nsec = 1000000};
+				nanosleep(&ts, NULL);
+			}
+			__atomic_fetch_sub(&paused, 1, __ATOMIC_SEQ_CST);
+			writer_restart(w, now_ns());
+		}
+		int64_t until;
+		if (!writer_op(w, now_ns(), &until))
+			sleep_until(until);
+	}
+	return NULL;
+}
+
+/* The main thread with writer threads: ticks and the host's commands only. */
+static void control_loop(void)
+{
+	for (;;) {
+		int64_t now = now_ns();
+		if (now >= next_tick)
+			emit_tick(now);
+		int64_t wait = next_tick - now_ns();
+		struct timespec ts = {.tv_sec = wait > 0 ? wait / 1000000000ll : 0, .tv_nsec = wait > 0 ? wait % 1000000000ll : 0};
+		struct pollfd p = {.fd = ctl, .events = POLLIN};
+		if (ppoll(&p, 1, &ts, NULL) > 0)
+			poll_commands();
+	}
+}
+
+/* One writer, the main thread: writes, ticks and the host's commands in one loop. */
+static void single_loop(void)
+{
+	struct writer *w = &writers[0];
+	int64_t next_poll = now_ns();
+	for (;;) {
+		int64_t now = now_ns(), until;
+		if (!writer_op(w, now, &until)) {
+			/* Ahead of schedule: sleep until shortly before the op is due
+			 * (or the next tick, or a host command), then spin, so that a
+			 * late wake-up does not count as a stall. */
+			if (now >= next_tick)
+				emit_tick(now);
+			if (now >= next_poll) {
+				poll_commands();
+				next_poll = now_ns() + POLL_EVERY_NS;
+			}
+			if (until > next_tick)
+				until = next_tick;
+			int64_t wait = until - now;
+			if (wait > 0) {
+				struct timespec ts = {.tv_sec = wait / 1000000000ll, .tv_nsec = wait % 1000000000ll};
+				struct pollfd p = {.fd = ctl, .events = POLLIN};
+				if (ppoll(&p, 1, &ts, NULL) > 0)
+					poll_commands();
+			}
+			continue;
+		}
+		if (now >= next_tick)
+			emit_tick(now);
+		if (now >= next_poll) {
+			poll_commands();
+			next_poll = now_ns() + POLL_EVERY_NS;
+		}
+	}
+}
+
+/* ---- main --------------------------------------------------------------- */
 
 int main(void)
 {
@@ -540,7 +752,6 @@ int main(void)
 	npages = cfg.arena_mib * (1024 * 1024 / PAGE_SIZE);
 	ws_pages = cfg.ws_mib * (1024 * 1024 / PAGE_SIZE);
 	ws_first = npages - ws_pages;
-	hot_pages = ws_pages / 10 ? ws_pages / 10 : 1;
 	set_seed(cfg.seed);
 
 	int64_t t0 = now_ns();
@@ -558,70 +769,27 @@ int main(void)
 	for (uint64_t i = 0; i < npages; i++)
 		write_page(i, 0);
 	int64_t t1 = now_ns();
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	emit(1,
 	     "{\"t\":\"ready\",\"pages\":%" PRIu64 ",\"page_size\":%u,\"arena_mib\":%" PRIu64 ",\"ws_mib\":%" PRIu64
 	     ",\"ws_first_page\":%" PRIu64 ",\"pattern\":\"%s\",\"rate\":%" PRIu64 ",\"interval_ms\":%" PRIu64 ",\"seed\":%" PRIu64
-	     ",\"stamp_ms\":%.3f,\"ms\":%.3f}",
+	     ",\"threads\":%" PRIu64 ",\"cpus\":%ld,\"stamp_ms\":%.3f,\"ms\":%.3f}",
 	     npages, PAGE_SIZE, cfg.arena_mib, cfg.ws_mib, ws_first, pattern_names[cfg.pattern], cfg.rate, cfg.interval_ms, cfg.seed,
-	     (double)(t1 - t0) / 1e6, (double)t1 / 1e6);
+	     cfg.threads, cpus, (double)(t1 - t0) / 1e6, (double)t1 / 1e6);
 
-	const int64_t interval_ns = (int64_t)cfg.interval_ms * 1000000ll;
-	const int64_t period_ns = cfg.rate ? 1000000000ll / (int64_t)cfg.rate : 0;
-	int64_t now = now_ns(), next_poll = now;
+	int64_t now = now_ns();
 	tick_start = now;
-	next_tick = now + interval_ns;
-	prev_op = now;
-	sched_due = now;
+	next_tick = now + (int64_t)cfg.interval_ms * 1000000ll;
 	slow_since = now;
-
-	for (;;) {
-		now = now_ns();
-		if (period_ns && now < sched_due) {
-			/* Ahead of schedule: sleep until shortly before the op is due
-			 * (or the next tick, or a host command), then spin, so that a
-			 * late wake-up does not count as a stall. */
-			if (now >= next_tick)
-				emit_tick(now);
-			if (now >= next_poll) {
-				poll_commands();
-				next_poll = now_ns() + POLL_EVERY_NS;
-			}
-			int64_t until = sched_due - SPIN_NS < next_tick ? sched_due - SPIN_NS : next_tick;
-			int64_t wait = until - now;
-			if (wait > 0) {
-				struct timespec ts = {.tv_sec = wait / 1000000000ll, .tv_nsec = wait % 1000000000ll};
-				struct pollfd p = {.fd = ctl, .events = POLLIN};
-				if (ppoll(&p, 1, &ts, NULL) > 0)
-					poll_commands();
-			}
-			continue;
-		}
-		/* The gap before this op; with a schedule, only its lateness. */
-		int64_t since = period_ns && sched_due > prev_op ? sched_due : prev_op;
-		if (now - since > max_stall)
-			max_stall = now - since;
-
-		uint64_t idx = next_page();
-		write_page(idx, ++gens[idx]);
-		/* How long this write took: a fault on its page (or on gens[]) included. */
-		count_write(now_ns() - now);
-		slow_ops++;
-		tick_ops++;
-		prev_op = now;
-
-		if (period_ns) {
-			sched_due += period_ns;
-			/* More than an interval behind (the VM was paused): skip the
-			 * missed ops instead of bursting to catch up. */
-			if (now - sched_due > interval_ns)
-				sched_due = now + period_ns;
-		}
-		if (now >= next_tick)
-			emit_tick(now);
-		if (now >= next_poll) {
-			poll_commands();
-			next_poll = now_ns() + POLL_EVERY_NS;
-		}
+	for (uint64_t t = 0; t < cfg.threads; t++)
+		writer_init(t, now, cpus);
+	if (cfg.threads == 1)
+		single_loop();
+	for (uint64_t t = 0; t < cfg.threads; t++) {
+		int e = pthread_create(&writers[t].tid, NULL, writer_thread, &writers[t]);
+		if (e)
+			fatal("cannot start writer thread %" PRIu64 ": %s", t, strerror(e));
 	}
+	control_loop();
 }

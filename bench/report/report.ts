@@ -8,6 +8,7 @@ import { envSubtitle, writeCharts } from './charts.ts';
 import { formatBytes, mdTable, problems, ratioTable, RUN_HEAD, runLine, summaryTable } from './format.ts';
 import type { BenchResult, Environment, QemuBuild, WorkloadParams } from '../results/schema.ts';
 import { convergenceEnd } from '../scenario/catalog.ts';
+import { progressTable } from './progress.ts';
 import { faultLatencyTable, faultPathTable, kernelEngineTable, rdmaLinkTable, recoveryTable, transportWarnings } from './transport.ts';
 
 export function environmentTable(env: Environment): string {
@@ -43,9 +44,9 @@ export function qemuBuildText(b: QemuBuild): string {
 }
 
 export function workloadTable(w: WorkloadParams): string {
-  return mdTable(['workload', 'guest RAM', 'arena', 'working set', 'write rate', 'pattern'], [[
+  return mdTable(['workload', 'guest RAM', 'arena', 'working set', 'write rate', 'pattern', 'writer threads', 'vCPUs'], [[
     w.name, formatBytes(w.mem_mib * 1048576), formatBytes(w.arena_mib * 1048576), formatBytes(w.working_set_mib * 1048576),
-    w.write_rate ? `${w.write_rate} pages/s` : 'as fast as it can', w.pattern,
+    w.write_rate ? `${w.write_rate} pages/s` : 'as fast as it can', w.pattern, String(w.threads ?? 1), String(w.vcpus ?? 1),
   ]]);
 }
 
@@ -90,6 +91,10 @@ export async function writeReport(result: BenchResult, out: string): Promise<str
   const pull = rdmaLinkTable(result);
   if (pull) {
     md.push('## RDMA pull on the link\n', 'Per rdma run: the demand READ latency (median from `read-latency-dist`, and the fastest), how many times the background pull halved its READs in flight because a demand READ waited behind them, the bytes on the link (both ways) per byte read, and what the RDMA devices counted of retransmissions from migrate to the end (Soft-RoCE\'s port counters: a request the source saw twice, responses the destination received out of sequence, READs it retried).\n', pull, '');
+  }
+  const progress = progressTable(result);
+  if (progress) {
+    md.push('## The guest\'s progress in post-copy\n', 'Per run: the guest\'s page writes per second in post-copy (on the destination, from its resume to the end; the ticks wholly inside) against before `migrate` (on the source, the warm-up), for the guest and for each of its writer threads, and the post-copy ticks (intervals) in which a writer, or every writer, wrote nothing: a vCPU waiting for a page stops what runs on it, unless an asynchronous page fault lets it run another thread.\n', progress, '');
   }
   const engine = kernelEngineTable(result);
   if (engine) {

@@ -150,6 +150,7 @@ export const OpsSampleSchema = Type.Object({
   interval_ms: Num('interval length as the guest measured it'),
   max_stall_ms: Num('longest gap between two consecutive ops the guest saw in this interval'),
   side: Type.Union([Type.Literal('src'), Type.Literal('dst')]),
+  threads: Type.Optional(Type.Array(Num(), { description: "each writer thread's ops in this interval (a workload with threads > 1; version 3)" })),
 });
 export type OpsSample = Static<typeof OpsSampleSchema>;
 
@@ -331,6 +332,8 @@ export const WorkloadParamsSchema = Type.Object({
   working_set_mib: Int('part of the arena written, MiB'),
   write_rate: Num('page writes per second, 0 = as fast as possible'),
   pattern: Type.Union([Type.Literal('sequential'), Type.Literal('random'), Type.Literal('hotcold')]),
+  threads: Type.Optional(Int('writer threads in the guest, each on its own slice of the working set at write_rate/threads (version 3); absent: 1')),
+  vcpus: Type.Optional(Int('guest vCPUs (-smp) the writers are spread over (version 3); absent: 1')),
 });
 export type WorkloadParams = Static<typeof WorkloadParamsSchema>;
 

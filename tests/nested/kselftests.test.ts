@@ -42,7 +42,7 @@ import * as assert from 'uvu/assert';
 import { HecaError, tail } from '../../tools/core/errors.ts';
 import { buildDir, l1HostQemu } from '../../tools/core/paths.ts';
 import { tapProblems } from '../../tools/build/qtest.ts';
-import { kselftestPath, type Kselftest } from '../../tools/build/kselftests.ts';
+import { KSELFTESTS, kselftestPath, type Kselftest } from '../../tools/build/kselftests.ts';
 import { chooseL1Accel, freePorts } from '../../bench/testbed/host.ts';
 import { L1Host } from '../../bench/testbed/nested/l1-host.ts';
 import { setUpRxe } from '../../bench/testbed/nested/rxe.ts';
@@ -54,7 +54,8 @@ const ADDR = '10.214.9.1';
 const PROGRAM_TIMEOUT_MS = 10 * 60_000;
 const REPEATS = Number(process.env.HECA_KSELFTEST_REPEATS ?? 3);
 const TAP_REPEATS = Number(process.env.HECA_KSELFTEST_TAP_REPEATS ?? 1);
-const ALL = ['mm/uffd-resolver', 'mm/uffd-rdma-resolver', 'kvm/demand_paging_test'];
+/** What tools/build.ts builds: every one of them runs here. */
+const ALL = KSELFTESTS.map((t) => `${t.dir}/${t.program}`);
 const CHOSEN = (process.env.HECA_KSELFTESTS ?? ALL.join(',')).split(',').map((x) => x.trim()).filter(Boolean);
 /** Runs of one demand_paging_test measurement, when the testbed fails it (see above). */
 const ATTEMPTS = 3;

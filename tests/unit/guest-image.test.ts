@@ -19,6 +19,10 @@ test('guestAppend: console, init and every workload parameter, with defaults', (
   const b = guestAppend({ arena_mib: 400, ws_mib: 100, rate: 2000, pattern: 'hotcold', interval_ms: 50, seed: 7 }).split(' ');
   for (const w of ['heca.arena_mib=400', 'heca.ws_mib=100', 'heca.rate=2000', 'heca.pattern=hotcold', 'heca.interval_ms=50', 'heca.seed=7']) assert.ok(b.includes(w), w);
   assert.ok(guestAppend({ arena_mib: 8, ws_mib: 8 }).includes('heca.ws_mib=8'), 'ws == arena is fine');
+  assert.not.match(a, 'heca.threads', 'one writer: the command line as before threads');
+  assert.ok(guestAppend({ arena_mib: 8, threads: 4 }).split(' ').includes('heca.threads=4'));
+  assert.match(errorOf(() => guestAppend({ arena_mib: 8, threads: 0 })).message, 'threads=0');
+  assert.match(errorOf(() => guestAppend({ arena_mib: 8, threads: 65 })).message, 'threads=65');
 });
 
 test('guestAppend rejects what the workload would refuse', () => {
