@@ -68,7 +68,7 @@ export async function startHosts(run: Run): Promise<{ src: Vm; dst: Vm; bed: Run
 }
 
 /** What the later phases need of the testbed: where the destination listens, whose clock times events, the link's counters, a cut. */
-export type MigrationLink = Pick<RunTestbed, 'kind' | 'dstAddr' | 'wireBytes' | 'rdmaCounters' | 'cutLink' | 'restoreLink'>;
+export type MigrationLink = Pick<RunTestbed, 'kind' | 'dstAddr' | 'wireBytes' | 'rdmaCounters' | 'asyncPfTrace' | 'cutLink' | 'restoreLink'>;
 
 /** A migration set up and watched: everything the migrate, observe and collect phases share. */
 export interface Migration {
@@ -90,6 +90,8 @@ export interface Migration {
   wire0: { tx: number; rx: number };
   /** Each side's RDMA device counters then (a testbed with RDMA devices on the link). */
   rdma0?: RdmaCounterPair;
+  /** The destination's async page fault trace runs (started at migrate). */
+  asyncPfTracing?: boolean;
   /** The policy had the migration cancelled. */
   cancelled: boolean;
   /** What the scenario's transport set on both sides. */

@@ -93,6 +93,12 @@ export async function startMigration(m: Migration): Promise<void> {
   });
   m.wire0 = await m.link.wireBytes();
   m.rdma0 = await rdmaCounters(m);
+  if (m.link.asyncPfTrace) {
+    m.asyncPfTracing = await m.link.asyncPfTrace.start().then(() => true, (e: unknown) => {
+      warn(`  ${m.run.label}: no count of KVM's async page faults for this run: ${(e as Error).message}`);
+      return false;
+    });
+  }
   m.run.t0 = Date.now();
   mark(m.run, 'migrate');
   await m.src.qmp.execute('migrate', { uri: m.uri });
@@ -138,6 +144,12 @@ export async function observe(m: Migration, opts: { pollMs?: number; finishTimeo
     // Post-copy: the destination finishes when the last page has arrived.
     await dst.guard(waitDestDone(dst, pollMs, finishMs), 'the end of the incoming migration');
     if (m.events.resumeUs === undefined) await dst.qmp.waitEvent('RESUME', { timeoutMs: 10_000 }).catch(() => undefined);
+    if (m.asyncPfTracing && m.link.asyncPfTrace) {
+      run.rec.async_pf = await m.link.asyncPfTrace.read().catch((e: unknown) => {
+        warn(`  ${run.label}: no count of KVM's async page faults for this run: ${(e as Error).message}`);
+        return undefined;
+      });
+    }
   }
   return { final: last, lastWithRam, wire, rdma };
 }

@@ -5,7 +5,9 @@
  * whole guest and for each writer thread of a multi-threaded workload, and
  * how often a writer — or every writer at once — did nothing for a whole
  * tick interval (a vCPU stopped by a page fault stops its thread; with async
- * page faults the other threads on it go on).
+ * page faults the other threads on it go on), beside what KVM on the
+ * destination did with the faults (the nested testbed): told the guest
+ * (asynchronous) or halted the vCPU until the page came.
  */
 import type { BenchResult, OpsSample, RunRecord } from '../results/schema.ts';
 import { formatRatio, mdTable } from './format.ts';
@@ -66,9 +68,10 @@ export function progressTable(result: BenchResult): string | undefined {
         perS(p.before), perS(p.during), formatRatio(p.before > 0 ? p.during / p.before : null),
         ratios.length ? `${formatRatio(Math.min(...ratios))} – ${formatRatio(Math.max(...ratios))}` : '–',
         `${p.someIdle} / ${p.allIdle} of ${p.ticks}`,
+        r.async_pf ? `${r.async_pf.tried} / ${r.async_pf.told} / ${r.async_pf.halted}` : '–',
       ]);
     }
   }
   if (rows.length === 0) return undefined;
-  return mdTable(['scenario', 'repeat', 'transport', 'writers', 'page writes before migrate', 'in post-copy', 'post-copy ÷ before', 'per writer: slowest – fastest', 'post-copy ticks with a writer idle / all idle'], rows);
+  return mdTable(['scenario', 'repeat', 'transport', 'writers', 'page writes before migrate', 'in post-copy', 'post-copy ÷ before', 'per writer: slowest – fastest', 'post-copy ticks with a writer idle / all idle', 'KVM async PF: tried / told the guest / vCPU halted'], rows);
 }

@@ -94,7 +94,7 @@ export async function writeReport(result: BenchResult, out: string): Promise<str
   }
   const progress = progressTable(result);
   if (progress) {
-    md.push('## The guest\'s progress in post-copy\n', 'Per run: the guest\'s page writes per second in post-copy (on the destination, from its resume to the end; the ticks wholly inside) against before `migrate` (on the source, the warm-up), for the guest and for each of its writer threads, and the post-copy ticks (intervals) in which a writer, or every writer, wrote nothing: a vCPU waiting for a page stops what runs on it, unless an asynchronous page fault lets it run another thread.\n', progress, '');
+    md.push('## The guest\'s progress in post-copy\n', 'Per run: the guest\'s page writes per second in post-copy (on the destination, from its resume to the end; the ticks wholly inside) against before `migrate` (on the source, the warm-up), for the guest and for each of its writer threads, and the post-copy ticks (intervals) in which a writer, or every writer, wrote nothing: a vCPU waiting for a page stops what runs on it, unless an asynchronous page fault lets it run another thread. On the nested testbed, what KVM in the destination host did with the guest\'s faults on missing pages, from its trace events: tried to make them asynchronous, told the guest (it ran another task until a "page ready" interrupt), or halted the vCPU until the page came (the guest was in kernel mode, or has async PF off).\n', progress, '');
   }
   const engine = kernelEngineTable(result);
   if (engine) {

@@ -290,6 +290,13 @@ export const RunRecordSchema = Type.Object({
     destination: Type.Record(Type.String(), Num()),
   }, { description: "the nested testbed: each side's RDMA device (rxe0) port counters from migrate to the end, as the kernel names them (sent_pkts, rcvd_pkts, duplicate_request, out_of_seq_request, rcvd_seq_err, completer_retry_err, retry_exceeded_err...); a device re-created meanwhile counts from its creation; version 3" })),
   fault_path: Type.Optional(FaultPathSchema),
+  async_pf: Type.Optional(Type.Object({
+    tried: Num('faults on pages not yet there that KVM tried to make asynchronous (kvm_try_async_get_page)'),
+    repeated: Num('of them, on a page whose async work was already running: the vCPU halted (kvm_async_pf_repeated_fault)'),
+    queued: Num('async work queued (kvm_async_pf_not_present)'),
+    told: Num("of it, told to the guest: a \"page ready\" interrupt followed (kvm_apic_accept_irq, vector 0xf3); the guest ran another task meanwhile"),
+    halted: Num('queued but not told, plus repeated: the vCPU sat in an artificial halt until the page came (guest in kernel mode, or async PF off)'),
+  }, { description: "the nested testbed: KVM's asynchronous page faults in the destination L1 host from migrate to the end of a completed migration, from its trace events; version 3" })),
   logs_dir: Str('where the logs of this run are, relative to OUT'),
 });
 export type RunRecord = Static<typeof RunRecordSchema>;

@@ -6,6 +6,7 @@
 import type { Spawner, VmConfig } from '../guest/vm.ts';
 import type { CutDone } from './cut.ts';
 import type { CoreDump } from './nested/cores.ts';
+import type { AsyncPfCounts } from './nested/kvm-trace.ts';
 import type { RdmaCounterPair } from './nested/rxe.ts';
 
 /** The two "hosts" of one run, as the engine uses them. */
@@ -35,6 +36,12 @@ export interface RunTestbed {
   wireBytes(): Promise<{ tx: number; rx: number }>;
   /** Each side's RDMA device counters (the nested testbed, where rxe0 runs on the link). */
   rdmaCounters?(): Promise<RdmaCounterPair>;
+  /**
+   * KVM's asynchronous page faults on the destination, counted from its
+   * trace events (the nested testbed: KVM in the L1 host runs the L2 guest):
+   * start before `migrate`, read once the migration is over.
+   */
+  asyncPfTrace?: { start(): Promise<void>; read(): Promise<AsyncPfCounts> };
   /**
    * A cut fault (cut.ts): every TCP connection over the link reset, the link
    * down on both ends.

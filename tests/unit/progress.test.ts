@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { postcopyProgress, progressTable } from '../../bench/report/progress.ts';
 import type { OpsSample, RunRecord } from '../../bench/results/schema.ts';
 import { makeWorkload } from '../../bench/scenario/workloads.ts';
+import { asyncPfCounts, parseTraceCounts } from '../../bench/testbed/nested/kvm-trace.ts';
 import { fixtureResult, fixtureRun, fixtureScenario } from '../fixtures/results.ts';
 
 const tick = (t_ms: number, side: 'src' | 'dst', threads: number[]): OpsSample => ({ t_ms, ops: threads.reduce((a, n) => a + n, 0), interval_ms: 100, max_stall_ms: 1, side, threads });
@@ -38,7 +39,17 @@ test('progress in post-copy against before, per writer; idle intervals counted',
   assert.equal(p.threadsDuring, [600, 200, 750, 750]);
   assert.equal([p.ticks, p.someIdle, p.allIdle], [4, 2, 1]);
   const row = progressTable(fixtureResult([fixtureScenario('full-rdma-kernel', 'postcopy', [r], { switchover: 'qemu', transport: 'rdma-kernel' })]))!.split('\n')[2]!;
-  assert.is(row, '| full-rdma-kernel | 1 | rdma-kernel | 4 | 4000/s | 2300/s | 0.57× | 0.20× – 0.75× | 2 / 1 of 4 |');
+  assert.is(row, '| full-rdma-kernel | 1 | rdma-kernel | 4 | 4000/s | 2300/s | 0.57× | 0.20× – 0.75× | 2 / 1 of 4 | – |');
+  r.async_pf = asyncPfCounts(parseTraceCounts('kvm_try_async_get_page 120\nkvm_async_pf_not_present 100\nkvm_apic_accept_irq 90\nkvm_async_pf_repeated_fault 4\n'));
+  assert.equal(r.async_pf, { tried: 120, repeated: 4, queued: 100, told: 90, halted: 14 });
+  const withApf = progressTable(fixtureResult([fixtureScenario('full-rdma-kernel', 'postcopy', [r], { switchover: 'qemu', transport: 'rdma-kernel' })]))!.split('\n')[2]!;
+  assert.match(withApf, /\| 120 \/ 90 \/ 14 \|$/);
+});
+
+test('KVM trace counts: page-ready interrupts never exceed the work queued; nothing counted is zero', () => {
+  assert.equal(parseTraceCounts('kvm_try_async_get_page 3\nnoise\nkvm_apic_accept_irq 7\n'), { kvm_try_async_get_page: 3, kvm_apic_accept_irq: 7 });
+  assert.equal(asyncPfCounts({ kvm_async_pf_not_present: 5, kvm_apic_accept_irq: 7 }), { tried: 0, repeated: 0, queued: 5, told: 5, halted: 0 });
+  assert.equal(asyncPfCounts({}), { tried: 0, repeated: 0, queued: 0, told: 0, halted: 0 });
 });
 
 test('a one-writer guest has a row too; a run without post-copy on the destination has none', () => {
