@@ -26,7 +26,7 @@ export const WORKLOADS: Record<string, Preset> = {
   sequential: { description: 'sequential sweep over the arena, flat out', pattern: 'sequential', write_rate: 0, ws_fraction: 1 },
   light: { description: 'random writes at 2000 pages/s over a quarter of the arena (pre-copy converges)', pattern: 'random', write_rate: 2000, ws_fraction: 0.25 },
   idle: { description: 'the arena is stamped once, then only 10 writes/s', pattern: 'random', write_rate: 10, ws_fraction: 0.01 },
-  threads: { description: '4 writer threads on 2 vCPUs, each on its own quarter of the arena, random, flat out: a thread waiting for a page must not stop the others', pattern: 'random', write_rate: 0, ws_fraction: 1, threads: 4, vcpus: 2 },
+  threads: { description: '4 writer threads on 2 vCPUs, each on its own quarter of the arena, 90% of its writes to the hottest 10% of it, flat out: a thread waiting for a page must not stop the others', pattern: 'hotcold', write_rate: 0, ws_fraction: 1, threads: 4, vcpus: 2 },
 };
 
 export function listWorkloads(): string {
