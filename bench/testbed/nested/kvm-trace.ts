@@ -58,8 +58,19 @@ async function write(agent: AgentClient, file: string, value: string): Promise<v
   }
 }
 
+/** tracefs at /sys/kernel/tracing (the L1 host's init mounts only what it needs). */
+async function mountTracefs(agent: AgentClient): Promise<void> {
+  const there = await agent.exec(['test', '-e', `${TRACEFS}/tracing_on`], { timeoutMs: 10_000, allowFail: true });
+  if (there.exitCode === 0) return;
+  const r = await agent.exec(['mount', '-t', 'tracefs', 'tracefs', TRACEFS], { timeoutMs: 10_000, allowFail: true });
+  if (r.exitCode !== 0) {
+    throw new HecaError(`${agent.host}: cannot mount tracefs on ${TRACEFS}`, { why: r.stderr.trim() || `mount exited ${r.exitCode}`, fix: 'the L1 kernel needs CONFIG_FTRACE (kernel-patches/config/heca.config)' });
+  }
+}
+
 /** Clear the trace and turn the events on (page-ready interrupts only), with room for ~100k events per CPU. */
 export async function startAsyncPfTrace(agent: AgentClient): Promise<void> {
+  await mountTracefs(agent);
   await write(agent, 'tracing_on', '0\n');
   await write(agent, 'buffer_size_kb', '16384\n');
   await write(agent, 'trace', '\n');
