@@ -30,8 +30,9 @@ const rate = (xs: readonly OpsSample[], ops: (s: OpsSample) => number): number =
   return ms > 0 ? (1000 * xs.reduce((a, s) => a + ops(s), 0)) / ms : 0;
 };
 
-/** The run's progress in post-copy against before; undefined when it had no post-copy on the destination or no warm-up. */
+/** The run's progress in post-copy against before; undefined when it did not complete, had no post-copy on the destination or no warm-up. */
 export function postcopyProgress(r: RunRecord): PostcopyProgress | undefined {
+  if (r.status !== 'completed') return undefined;
   const at = (name: string) => r.phases.find((p) => p.name === name)?.at_ms;
   const resumed = at('resume-dest');
   const done = at('completed');

@@ -59,6 +59,7 @@ test('a one-writer guest has a row too; a run without post-copy on the destinati
   // The fixture: 50000 ops before migrate; in post-copy only the tick at 700 ms (600's interval began before the resume at 520).
   assert.equal([p.before, p.during, p.threadsBefore, p.ticks, p.someIdle], [500000, 300000, [], 1, 0]);
   assert.is(postcopyProgress(fixtureRun(1)), undefined, 'no post-copy switch: pre-copy');
+  assert.is(postcopyProgress({ ...threaded([[1, 1, 1, 1]]), status: 'failed' }), undefined, 'a failed run: its guest may not have run on');
   const failed = threaded([[1, 1, 1, 1]]);
   failed.phases = failed.phases.filter((x) => x.name !== 'completed');
   assert.is(postcopyProgress(failed), undefined);
