@@ -355,7 +355,7 @@ struct writer {
 	uint64_t ops_at_tick;
 	int cpu;
 	pthread_t tid;
-};
+} __attribute__((aligned(64))); /* its own cache lines: every write updates ops */
 static struct writer writers[MAX_THREADS];
 
 static uint64_t tick_seq;
@@ -635,8 +635,10 @@ static int writer_op(struct writer *w, int64_t now, int64_t *wait_until)
 	}
 	/* The gap before this op; with a schedule, only its lateness. */
 	int64_t since = w->period_ns && w->sched_due > w->prev_op ? w->sched_due : w->prev_op;
-	if (now - since > __atomic_load_n(&w->max_stall, __ATOMIC_RELAXED))
-		__atomic_store_n(&w->max_stall, now - since, __ATOMIC_RELAXED);
+	int64_t gap = now - since, seen = __atomic_load_n(&w->max_stall, __ATOMIC_RELAXED);
+	/* Against the main thread's reset at each tick: a stall is never lost */
+	while (gap > seen && !__atomic_compare_exchange_n(&w->max_stall, &seen, gap, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 
 	uint64_t idx = next_page(w);
 	write_page(idx, ++gens[idx]);
@@ -681,10 +683,13 @@ static void *writer_thread(void *arg)
 			}
 			__atomic_fetch_sub(&paused, 1, __ATOMIC_SEQ_CST);
 			writer_restart(w, now_ns());
+			/* Counted as paused until the line above: a new request may have come meanwhile */
+			continue;
 		}
-		int64_t until;
-		if (!writer_op(w, now_ns(), &until))
-			sleep_until(until);
+		int64_t until, now = now_ns();
+		if (!writer_op(w, now, &until))
+			/* Rate-limited: in short sleeps, so that a pause request is seen soon */
+			sleep_until(until < now + SPIN_NS ? until : now + SPIN_NS);
 	}
 	return NULL;
 }
