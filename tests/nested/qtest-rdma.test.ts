@@ -45,7 +45,7 @@ import { deathReport, L1_TMPFS_DIRS, L1Host } from '../../bench/testbed/nested/l
 import { repairRxe, setUpRxe } from '../../bench/testbed/nested/rxe.ts';
 import { l1KernelPath } from '../../bench/testbed/nested/testbed.ts';
 import { hostDied, runInL1, type L1Run } from './l1-run.ts';
-import { hangStage } from './qtest-hang.ts';
+import { hangStage, l2RunsHostState } from './hang-report.ts';
 
 const VERBS = 'tests/unit/test-postcopy-rdma-verbs';
 const MIGRATION_TEST = 'tests/qtest/migration-test';
@@ -73,9 +73,9 @@ const ADDR = '10.214.8.1';
 const MEM_MIB = 3072;
 /** Per program; a qtest path takes 1-2 min in a TCG L1 (the design's estimate), a hung one is cut here. */
 const PROGRAM_TIMEOUT_MS = 20 * 60_000;
-/* A program still running after this long is shown and ended (tests/nested/qtest-watch.sh). */
+/* A program still running after this long is shown and ended (tests/nested/hang-watch.sh). */
 const HANG_SECONDS = Number(process.env.HECA_QTEST_HANG_SECONDS ?? 360);
-const WATCH = join(repoRoot, 'tests', 'nested', 'qtest-watch.sh');
+const WATCH = join(repoRoot, 'tests', 'nested', 'hang-watch.sh');
 /** Runs a program may have after L2 boot stalls (hangs before the migration); see runProgram(). */
 const BOOT_STALL_RETRIES = 3;
 
@@ -216,7 +216,9 @@ async function runProgram(name: string, argv: string[], expect?: string): Promis
    * the migration, or any failure, fails the test.
    */
   for (let hangs = 1, stalls = 0; r.exitCode === 124 && /^HUNG: /m.test(r.out); hangs++) {
-    const { stage: where, text: stage } = hangStage(r.out);
+    const { stage: where, text: hung } = hangStage(r.out);
+    const hostState = l2RunsHostState(r.out);
+    const stage = hostState ? `${hung}; ${hostState}` : hung;
     const stall = where === 'boot';
     stalls += stall ? 1 : 0;
     if (stall ? stalls > BOOT_STALL_RETRIES : hangs - stalls > 1) break;

@@ -1,8 +1,16 @@
 #!/bin/sh
-# Run one test program in an L1 host (tests/nested/qtest-rdma.test.ts) and,
-# if it has not finished after WATCH_SECONDS, show what it and its QEMUs are
-# doing before ending them, then exit 124 with "HUNG" in the output:
-#  - the guests' serial output;
+# Run one test program in an L1 host (the qtests of tests/nested/qtest-rdma.test.ts,
+# the KVM selftests of tests/nested/kselftests.test.ts) and, if it has not
+# finished after WATCH_SECONDS, show what it and its VMs are doing before
+# ending them, then exit 124 with "HUNG" in the output. Its VMs are the
+# QEMUs it started, or the program itself when it runs a VM of its own
+# (a KVM selftest):
+#  - the guests' serial output (qtests);
+#  - each userfaultfd the program and its QEMUs hold: faults queued and not
+#    yet read by user space ("pending") and faults in all ("total"), from its
+#    fdinfo, twice, 2 s apart: a fault pending while every handler thread
+#    sleeps in poll is a lost wakeup, none pending while a vCPU waits in
+#    handle_userfault is a fault read and never resolved;
 #  - where every thread waits in the kernel (wchan and kernel stack; not gdb:
 #    the one time it attached to a hung run's QEMUs, the L1 host went down);
 #  - what each thread did in 2 s (user, system and guest CPU time), and what
@@ -128,17 +136,34 @@ rare_show() {
     [ -z "$s" ] || echo "-- the last emulated instruction is at $rip: in the L1 kernel, $s (the L2 vCPU holds its host's RIP)"
 }
 
+# "fd pending total" of each userfaultfd of process $1, one line each
+uffds() {
+    for f in /proc/"$1"/fd/*; do
+        [ "$(readlink "$f" 2>/dev/null)" = "anon_inode:[userfaultfd]" ] || continue
+        echo "${f##*/} $(sed -n 's/^pending:[[:space:]]*//p' /proc/"$1"/fdinfo/"${f##*/}") $(sed -n 's/^total:[[:space:]]*//p' /proc/"$1"/fdinfo/"${f##*/}")"
+    done
+}
+
+# The processes that run a VM: the QEMUs, and the program when it has a KVM VM itself
+vm_pids() {
+    pgrep -f qemu-system-x86_64
+    for d in /sys/kernel/debug/kvm/"$prog"-*; do
+        [ -d "$d" ] && { echo "$prog"; break; }
+    done
+}
+
 facts() {
     rare_show
     kvm_exits
-    pids=$(pgrep -f qemu-system-x86_64)
+    pids=$(vm_pids)
     src= dst=
-    for p in $pids; do thread_times "$p" > /tmp/watch.t0.$p; kvm_counters "$p" > /tmp/watch.k0.$p; done
+    for p in $pids; do thread_times "$p" > /tmp/watch.t0.$p; kvm_counters "$p" > /tmp/watch.k0.$p; uffds "$p" > /tmp/watch.u0.$p; done
     sleep 2
     for p in $pids; do
         case $(tr '\0' ' ' < /proc/"$p"/cmdline) in
             *-incoming*) role=destination dst=$p ;;
-            *) role=source src=$p ;;
+            *qemu-system*) role=source src=$p ;;
+            *) role=program ;;
         esac
         echo "== $role QEMU, pid $p: CPU time of its threads in 2 s (ticks of 1/$(getconf CLK_TCK) s), state now"
         thread_times "$p" | while read -r tid comm st u s g; do
@@ -151,6 +176,10 @@ facts() {
             echo "-- $name +$((v - ${2:-0})) ($v)"
         done | tr '\n' ' '
         echo
+        uffds "$p" | while read -r fd pending total; do
+            set -- $(grep "^$fd " /tmp/watch.u0.$p)
+            echo "== $role's userfaultfd (fd $fd): pending ${2:-?} then $pending, total ${3:-?} then $total (2 s apart)"
+        done
     done
     if [ -n "$src" ] && [ -n "$dst" ]; then
         s_ram=$(dump_ram "$src" /tmp/watch.src.ram)
