@@ -101,8 +101,20 @@ export async function startMigration(m: Migration): Promise<void> {
   }
   m.run.t0 = Date.now();
   mark(m.run, 'migrate');
-  await m.src.qmp.execute('migrate', { uri: m.uri });
-  await act(m, m.policy.start());
+  try {
+    await m.src.qmp.execute('migrate', { uri: m.uri });
+    await act(m, m.policy.start());
+  } catch (e) {
+    await stopAsyncPfTrace(m);
+    throw e;
+  }
+}
+
+/** KVM's trace events off without counting them (the migration failed, was cancelled, or the engine threw). */
+async function stopAsyncPfTrace(m: Migration): Promise<void> {
+  if (!m.asyncPfTracing || !m.link.asyncPfTrace) return;
+  m.asyncPfTracing = false;
+  await m.link.asyncPfTrace.stop().catch((e: unknown) => warn(`  ${m.run.label}: KVM's trace events could not be turned off: ${(e as Error).message}`));
 }
 
 function exitedError(m: Migration, which: Side): HecaError {
@@ -111,6 +123,15 @@ function exitedError(m: Migration, which: Side): HecaError {
 
 /** Phase 3: poll until the migration has ended on the source (and, when it completed, on the destination). */
 export async function observe(m: Migration, opts: { pollMs?: number; finishTimeoutMs?: number; recovery?: RecoveryTimeouts } = {}): Promise<Outcome> {
+  try {
+    return await observeUntilEnd(m, opts);
+  } finally {
+    // Not counted (the migration failed, was cancelled, or this threw): the events go off all the same.
+    await stopAsyncPfTrace(m);
+  }
+}
+
+async function observeUntilEnd(m: Migration, opts: { pollMs?: number; finishTimeoutMs?: number; recovery?: RecoveryTimeouts }): Promise<Outcome> {
   const { run, src, dst } = m;
   const pollMs = opts.pollMs ?? POLL_MS;
   const finishMs = opts.finishTimeoutMs ?? FINISH_TIMEOUT_MS;
@@ -145,6 +166,7 @@ export async function observe(m: Migration, opts: { pollMs?: number; finishTimeo
     await dst.guard(waitDestDone(dst, pollMs, finishMs), 'the end of the incoming migration');
     if (m.events.resumeUs === undefined) await dst.qmp.waitEvent('RESUME', { timeoutMs: 10_000 }).catch(() => undefined);
     if (m.asyncPfTracing && m.link.asyncPfTrace) {
+      m.asyncPfTracing = false;
       run.rec.async_pf = await m.link.asyncPfTrace.read().catch((e: unknown) => {
         warn(`  ${run.label}: no count of KVM's async page faults for this run: ${(e as Error).message}`);
         return undefined;

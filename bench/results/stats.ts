@@ -4,6 +4,7 @@
  * repeat (repeats are interleaved, so run r of every scenario saw the same
  * moment of a noisy machine).
  */
+import { progressRatio } from './progress.ts';
 import type { Comparison, RunRecord, ScenarioResult, SlowWrites, Summary } from './schema.ts';
 
 export function median(xs: readonly number[]): number | null {
@@ -63,6 +64,7 @@ export const METRICS: Readonly<Record<string, { label: string; unit: 'ms' | 'us'
   pages_normal: { label: 'normal pages', unit: 'count', get: (r) => r.pages.normal },
   postcopy_requests: { label: 'post-copy requests', unit: 'count', get: (r) => r.pages.postcopy_requests },
   max_stall_ms: { label: 'guest max stall', unit: 'ms', get: (r) => r.guest.max_stall_ms },
+  postcopy_progress: { label: 'guest page writes in post-copy ÷ before', unit: 'ratio', get: progressRatio },
   // The destination's post-copy statistics (postcopy_latency): QEMU counts in ns, shown in µs.
   postcopy_faults: { label: 'post-copy remote faults (dst)', unit: 'count', get: (r) => r.postcopy_latency?.faults },
   postcopy_latency_mean_us: { label: 'post-copy fault latency, mean', unit: 'us', get: (r) => (r.postcopy_latency?.faults ? r.postcopy_latency.latency_mean_ns / 1000 : null) },

@@ -27,6 +27,7 @@ export const WORKLOADS: Record<string, Preset> = {
   light: { description: 'random writes at 2000 pages/s over a quarter of the arena (pre-copy converges)', pattern: 'random', write_rate: 2000, ws_fraction: 0.25 },
   idle: { description: 'the arena is stamped once, then only 10 writes/s', pattern: 'random', write_rate: 10, ws_fraction: 0.01 },
   threads: { description: '4 writer threads on 2 vCPUs, each on its own quarter of the arena, 90% of its writes to the hottest 10% of it, flat out: a thread waiting for a page must not stop the others', pattern: 'hotcold', write_rate: 0, ws_fraction: 1, threads: 4, vcpus: 2 },
+  'threads-paced': { description: 'as threads, at 6000 page writes/s in all (1500/s each, sleeping between writes): what post-copy keeps of a paced guest, and what a vCPU halted on a fault costs the other thread on it', pattern: 'hotcold', write_rate: 6000, ws_fraction: 1, threads: 4, vcpus: 2 },
 };
 
 export function listWorkloads(): string {

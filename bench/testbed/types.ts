@@ -39,9 +39,11 @@ export interface RunTestbed {
   /**
    * KVM's asynchronous page faults on the destination, counted from its
    * trace events (the nested testbed: KVM in the L1 host runs the L2 guest):
-   * start before `migrate`, read once the migration is over.
+   * start before `migrate`, read once the migration is over; stop (no
+   * counts) when it failed or was cancelled, so that the next run's host is
+   * not left tracing.
    */
-  asyncPfTrace?: { start(): Promise<void>; read(): Promise<AsyncPfCounts> };
+  asyncPfTrace?: { start(): Promise<void>; read(): Promise<AsyncPfCounts>; stop(): Promise<void> };
   /**
    * A cut fault (cut.ts): every TCP connection over the link reset, the link
    * down on both ends.

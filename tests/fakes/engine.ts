@@ -28,7 +28,11 @@ export interface Migrated {
   link: { cutAtMs?: number; restoredAtMs?: number; restoredAt?: number };
 }
 
-export async function migrateWithFake(sc: ScenarioParams, o: FakeOptions = {}, t: { finishTimeoutMs?: number; pauseMs?: number; resumeMs?: number; cutFails?: string } = {}): Promise<Migrated> {
+/**
+ * t.asyncPf: the link traces KVM's async page faults (as the nested
+ * testbed's does), each call to its start, read and stop logged there.
+ */
+export async function migrateWithFake(sc: ScenarioParams, o: FakeOptions = {}, t: { finishTimeoutMs?: number; pauseMs?: number; resumeMs?: number; cutFails?: string; asyncPf?: string[] } = {}): Promise<Migrated> {
   const fake = await new FakeMigration(o).start();
   const ctx: RunContext = { qemu: 'fake-qemu', accel: 'tcg', link: 'lan1g', kernel: '', initrd: '', append: () => '', outDir: mkdtempSync(join(tmpdir(), 'heca-policy-')), warmupS: 0, port: 4444 };
   const run = newRun(ctx, sc, makeWorkload('write-heavy', 256), 1);
@@ -50,6 +54,16 @@ export async function migrateWithFake(sc: ScenarioParams, o: FakeOptions = {}, t
       r.link.restoredAt = Date.now();
       r.link.restoredAtMs = r.link.restoredAt - run.t0;
     },
+    ...(t.asyncPf ? {
+      asyncPfTrace: {
+        start: async () => void t.asyncPf!.push('start'),
+        read: async () => {
+          t.asyncPf!.push('read');
+          return { tried: 10, repeated: 1, queued: 8, told: 7, halted: 2 };
+        },
+        stop: async () => void t.asyncPf!.push('stop'),
+      },
+    } : {}),
   };
   try {
     r.m = await prepareMigration(run, policyFor(sc), side(qmps[0], 'source'), side(qmps[1], 'destination'), link);

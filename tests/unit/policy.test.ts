@@ -89,6 +89,19 @@ test('pre-copy that does not converge: migrate_cancel once at the timeout, recor
   assert.is(rec.progress?.at(-1)?.status, 'active', 'the last sample with RAM figures');
 });
 
+test('KVM\'s async page faults: counted after a completed migration, the trace turned off uncounted after a cancelled one', async () => {
+  const completed: string[] = [];
+  const done = await migrateWithFake(after('mgmt-hybrid10', 1), {}, { asyncPf: completed });
+  assert.is(done.error, undefined, String(done.error));
+  assert.equal(completed, ['start', 'read']);
+  assert.equal(done.run.rec.async_pf, { tried: 10, repeated: 1, queued: 8, told: 7, halted: 2 });
+  const cancelled: string[] = [];
+  const pre = await migrateWithFake(parseScenarios('precopy', 1)[0]!, {}, { asyncPf: cancelled });
+  assert.is(pre.run.rec.status, 'not-converged');
+  assert.equal(cancelled, ['start', 'stop'], 'the events go off: the next run\'s host is not left tracing');
+  assert.is(pre.run.rec.async_pf, undefined);
+});
+
 test('pre-copy that converges: no cancel, no switch, stop-and-copy', async () => {
   const { fake, run, error } = await migrate(parseScenarios('precopy', 5)[0]!, { convergesAfterMs: 300 });
   assert.is(error, undefined, String(error));

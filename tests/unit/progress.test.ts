@@ -6,8 +6,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { postcopyProgress, progressTable } from '../../bench/report/progress.ts';
+import { progressTable } from '../../bench/report/progress.ts';
+import { postcopyProgress, progressRatio } from '../../bench/results/progress.ts';
 import type { OpsSample, RunRecord } from '../../bench/results/schema.ts';
+import { compareScenarios, summarize } from '../../bench/results/stats.ts';
 import { makeWorkload } from '../../bench/scenario/workloads.ts';
 import { asyncPfCounts, parseTraceCounts } from '../../bench/testbed/nested/kvm-trace.ts';
 import { fixtureResult, fixtureRun, fixtureScenario } from '../fixtures/results.ts';
@@ -70,6 +72,26 @@ test('the threads workload: 4 writers on 2 vCPUs, the whole arena, mostly their 
   const w = makeWorkload('threads', 512);
   assert.equal([w.threads, w.vcpus, w.write_rate, w.pattern, w.working_set_mib, w.arena_mib], [4, 2, 0, 'hotcold', 416, 416]);
   assert.not.ok('threads' in makeWorkload('write-heavy', 512), 'one-writer workloads record no threads');
+});
+
+test('the threads-paced workload: the same writers at 6000 page writes/s in all', () => {
+  const w = makeWorkload('threads-paced', 512);
+  assert.equal([w.threads, w.vcpus, w.write_rate, w.pattern, w.working_set_mib], [4, 2, 6000, 'hotcold', 416]);
+});
+
+test('progress is a compared metric: a scenario against its async-PF-off variant, paired by repeat', () => {
+  const apf = [threaded([[80, 40, 100, 100]]), threaded([[100, 100, 100, 100]])];
+  const noapf = [threaded([[40, 20, 50, 50]]), threaded([[50, 50, 50, 50]])];
+  noapf[1]!.repeat = 2;
+  apf[1]!.repeat = 2;
+  assert.is(progressRatio(apf[0]!), 3200 / 4000);
+  const base = fixtureScenario('full-rdma-kernel+noapf', 'postcopy', noapf, { switchover: 'qemu', transport: 'rdma-kernel' });
+  const s = fixtureScenario('full-rdma-kernel', 'postcopy', apf, { switchover: 'qemu', transport: 'rdma-kernel' });
+  const cmp = compareScenarios([base, s], 0);
+  assert.is(cmp.ratios[s.scenario.id]!.postcopy_progress, 2);
+  assert.equal(cmp.spread![s.scenario.id]!.postcopy_progress, [2, 2]);
+  assert.is(summarize(s.runs, 512).postcopy_progress!.median, (0.8 + 1) / 2);
+  assert.is(progressRatio(fixtureRun(1)), null, 'pre-copy: none');
 });
 
 test.run();

@@ -79,11 +79,16 @@ export async function startAsyncPfTrace(agent: AgentClient): Promise<void> {
   await write(agent, 'tracing_on', '1\n');
 }
 
-/** Turn the events off and count them (in the host: only the counts cross). */
-export async function readAsyncPfTrace(agent: AgentClient): Promise<AsyncPfCounts> {
+/** Turn the events off, the trace kept (a run that ends without counting them calls only this). */
+export async function stopAsyncPfTrace(agent: AgentClient): Promise<void> {
   await write(agent, 'tracing_on', '0\n');
   for (const e of EVENTS) await write(agent, `events/kvm/${e}/enable`, '0\n');
   await write(agent, 'events/kvm/kvm_apic_accept_irq/filter', '0\n');
+}
+
+/** Turn the events off and count them (in the host: only the counts cross). */
+export async function readAsyncPfTrace(agent: AgentClient): Promise<AsyncPfCounts> {
+  await stopAsyncPfTrace(agent);
   // Each line: "<task>-<pid> [cpu] flags ts: <event>: ...": count by the field that ends in the event's name and ':'.
   const r = await agent.exec(['awk', '{ for (i = 1; i <= NF; i++) if ($i ~ /^kvm_[a-z_]+:$/) { c[substr($i, 1, length($i) - 1)]++; break } } END { for (k in c) print k, c[k] }', `${TRACEFS}/trace`], { timeoutMs: 60_000, allowFail: true });
   if (r.exitCode !== 0) throw new HecaError(`${agent.host}: cannot count the KVM trace events`, { why: r.stderr.trim() || `awk exited ${r.exitCode}` });

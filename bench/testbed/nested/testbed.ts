@@ -29,7 +29,7 @@ import { CORE_WAIT_MS, coreDumpOf, findCore, L1_CORE_PATTERN, type CoreDump } fr
 import { describeCpus, guestHoldsHostState, parseCpus, symbolizer } from './l1-cpus.ts';
 import type { AgentExecResult, AgentExit } from './l1-agent.ts';
 import { L1Host, type BootHang } from './l1-host.ts';
-import { readAsyncPfTrace, startAsyncPfTrace } from './kvm-trace.ts';
+import { readAsyncPfTrace, startAsyncPfTrace, stopAsyncPfTrace } from './kvm-trace.ts';
 import { readRdmaCounters, repairRxe, setUpRxe, waitRxeActive, type RdmaCounters, type RxeState } from './rxe.ts';
 export type { RxeState } from './rxe.ts';
 import { describeLink, linkProfile, mtuArgs, shapingArgs } from '../links.ts';
@@ -285,7 +285,7 @@ export class NestedTestbed {
       explainGuestCpu: (registers, guestMemMib) => guestHoldsHostState(registers, guestMemMib, l1Symbols()),
       wireBytes: () => this.wireBytes(),
       rdmaCounters: async () => ({ src: await readRdmaCounters(this.a.agent), dst: await readRdmaCounters(this.b.agent) }),
-      asyncPfTrace: { start: () => startAsyncPfTrace(this.b.agent), read: () => readAsyncPfTrace(this.b.agent) },
+      asyncPfTrace: { start: () => startAsyncPfTrace(this.b.agent), read: () => readAsyncPfTrace(this.b.agent), stop: () => stopAsyncPfTrace(this.b.agent) },
       cutLink: () => {
         cut = wasCut = true;
         return cutLink(exec, ends);
