@@ -239,9 +239,13 @@ function counterpartOver(scenarios: readonly ScenarioResult[], s: ScenarioResult
 /**
  * One row per rdma-kernel run: what the destination kernel's RDMA resolver
  * did (attached, faults it took and pages it installed, faults it handed to
- * QEMU, its READs' mean), what QEMU found installed, and the guest's median
- * slow write against the same policy over rdma (QEMU's fault thread) in the
- * same repeat: the fault latency the guest saw, kernel engine ÷ user space.
+ * QEMU, its READs' mean and median, the mean time from a READ's completion
+ * to its page installed), what QEMU found installed, and the guest's median
+ * slow write, less the kernel's READ and install (what is left is the
+ * fault's way into the kernel and to the READ's posting, and the vCPU's way
+ * back: a difference of medians, roughly), against the same policy over
+ * rdma (QEMU's fault thread) in the same repeat: the fault latency the
+ * guest saw, kernel engine ÷ user space.
  * Undefined when no rdma-kernel run has either.
  */
 export function kernelEngineTable(result: BenchResult): string | undefined {
@@ -256,18 +260,25 @@ export function kernelEngineTable(result: BenchResult): string | undefined {
       const u = user?.runs.find((x) => x.repeat === r.repeat && x.status === 'completed');
       const ug = u ? guestFaultP50Us(u) : null;
       const read = kernelFigure(r, 'read-latency');
+      const dist = k?.['read-latency-dist'];
+      const readP50 = Array.isArray(dist) && dist.every((x) => typeof x === 'number') ? distQuantileUs(dist as number[], 0.5) : null;
+      const install = kernelFigure(r, 'install-latency');
+      // The guest's median fault less the kernel's READ and install: the fault's way in, the READ's posting, the wake-up and the vCPU's return.
+      const rest = g !== null && readP50 !== null && install !== null ? g - readP50 - install / 1000 : null;
       const demand = pullFigure(r, 'demand-pages');
       rows.push([
         s.scenario.name, String(r.repeat),
         attachedText(k),
         ...['faults', 'pages', 'declined', 'failed', 'found', 'unread'].map((key) => String(kernelFigure(r, key) ?? '–')),
-        read === null ? '–' : formatUs(read / 1000),
+        `${read === null ? '–' : formatUs(read / 1000)} / ${formatUs(readP50)}`,
+        install === null ? '–' : formatUs(install / 1000),
         demand === null ? '–' : String(demand),
         formatUs(g),
+        formatUs(rest),
         user ? (ug === null ? '–' : `${formatRatio(ratio(g, ug))} (${user.scenario.name}: ${formatUs(ug)})`) : '',
       ]);
     }
   }
   if (rows.length === 0) return undefined;
-  return mdTable(['scenario', 'repeat', 'attached', 'kernel: faults', 'pages installed', 'declined', 'failed', 'QEMU found installed', 'of those, before reading', 'kernel READ mean', 'QEMU demand pages', 'guest: slow write p50', '÷ same policy over rdma, same repeat'], rows);
+  return mdTable(['scenario', 'repeat', 'attached', 'kernel: faults', 'pages installed', 'declined', 'failed', 'QEMU found installed', 'of those, before reading', 'kernel READ: mean / p50', 'kernel install mean', 'QEMU demand pages', 'guest: slow write p50', 'the rest: p50 − READ p50 − install', '÷ same policy over rdma, same repeat'], rows);
 }

@@ -137,7 +137,9 @@ test('the kernel\'s RDMA resolver per rdma-kernel run: its counters, QEMU\'s sha
     ...r,
     guest: { ...r.guest, slow_before: { span_ms: 10_000, ops: 1e6, buckets: [[4_194_304, 50]] }, slow_migrating: { span_ms: 5000, ops: 1e5, buckets: [[lo, 12], [4_194_304, 25]] } },
   });
-  const kernel = (faults: number, extra: Record<string, unknown> = {}) => ({ destination: { destination: { 'demand-pages': 3, kernel: { attached: false, 'attach-time': 21, faults, declined: 2, pages: faults + 5, failed: 0, found: 9, unread: 4, 'read-latency': 290_000, ...extra } } } });
+  // 40 READs timed: 30 in [256, 512) µs, 10 in [512, 1024): the median 2/3 into the first bucket.
+  const dist = [...Array(8).fill(0), 30, 10];
+  const kernel = (faults: number, extra: Record<string, unknown> = {}) => ({ destination: { destination: { 'demand-pages': 3, kernel: { attached: false, 'attach-time': 21, faults, declined: 2, pages: faults + 5, failed: 0, found: 9, unread: 4, 'read-latency': 290_000, 'read-latency-dist': dist, 'install-latency': 12_000, ...extra } } } });
   const user = fixtureScenario('full-rdma', 'postcopy', [slow(fixtureRun(1), 1_835_008), slow(fixtureRun(2), 1_835_008)], { switchover: 'qemu', transport: 'rdma' });
   const rk = fixtureScenario('full-rdma-kernel', 'postcopy', [
     { ...slow(fixtureRun(1), 458_752), postcopy_rdma: kernel(40) },
@@ -148,8 +150,12 @@ test('the kernel\'s RDMA resolver per rdma-kernel run: its counters, QEMU\'s sha
   const rows = kernelEngineTable(result)!.split('\n').slice(2);
   assert.is(rows.length, 3);
   const g = (lo: number) => (lo / 1000) * (8 / 7) ** (6 / 12);
-  assert.is(rows[0], `| full-rdma-kernel | 1 | yes, in 21 ms | 40 | 45 | 2 | 0 | 9 | 4 | 290 µs | 3 | ${formatUs(g(458.752 * 1000))} | 0.25× (full-rdma: ${formatUs(g(1_835_008))}) |`);
+  const p50 = 256 * 2 ** (20 / 30);
+  assert.is(rows[0], `| full-rdma-kernel | 1 | yes, in 21 ms | 40 | 45 | 2 | 0 | 9 | 4 | 290 µs / ${formatUs(p50)} | 12 µs | 3 | ${formatUs(g(458.752 * 1000))} | ${formatUs(g(458.752 * 1000) - p50 - 12)} | 0.25× (full-rdma: ${formatUs(g(1_835_008))}) |`);
   assert.match(rows[1]!, '| full-rdma-kernel | 2 | no: connecting to 10.213.0.1: timed out | 0 | 0 |');
+  // A QEMU before the kernel's distribution and install time: the mean only, no rest.
+  const older = kernelEngineTable(fixtureResult([user, fixtureScenario('full-rdma-kernel', 'postcopy', [{ ...slow(fixtureRun(1), 458_752), postcopy_rdma: kernel(40, { 'read-latency-dist': undefined, 'install-latency': undefined }) }], { switchover: 'qemu', transport: 'rdma-kernel' })]))!.split('\n')[2]!;
+  assert.match(older, `| 290 µs / – | – | 3 | ${formatUs(g(458.752 * 1000))} | – |`);
   assert.match(rows[2]!, /\| full-rdma-kernel \| 3 \| not reported \| – \| – \|/);
   assert.not.ok(kernelIdle(rk.scenario, rk.runs[0]!));
   assert.ok(kernelIdle(rk.scenario, rk.runs[1]!));
