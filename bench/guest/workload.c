@@ -71,7 +71,16 @@
 #define MAX_FIRST_BAD 16
 #define CTL_DEV "/dev/ttyS1"
 #define POLL_EVERY_NS 2000000ll /* look for host commands every 2 ms */
-#define SPIN_NS 1000000ll       /* rate-limited: spin for the last 1 ms before an op */
+/*
+ * Rate-limited, one writer: spin for the last 1 ms before an op, so that its
+ * lateness measures the guest, not the timer. Writer threads sleep until
+ * the op is due: their schedule absorbs a late wake-up (the next ops catch
+ * up), and spinning threads would keep the vCPUs they share busy, hiding
+ * what a vCPU halted on a fault costs the other thread on it.
+ */
+#define SPIN_NS 1000000ll
+/* A writer thread sleeping until its next write looks for a pause request this often. */
+#define PAUSE_SEEN_NS 10000000ll
 #define MAX_THREADS 64
 
 enum pattern { PAT_SEQUENTIAL, PAT_RANDOM, PAT_HOTCOLD };
@@ -630,7 +639,7 @@ static void writer_init(uint64_t t, int64_t now, long cpus)
 static int writer_op(struct writer *w, int64_t now, int64_t *wait_until)
 {
 	if (w->period_ns && now < w->sched_due) {
-		*wait_until = w->sched_due - SPIN_NS;
+		*wait_until = w->sched_due - (cfg.threads > 1 ? 0 : SPIN_NS);
 		return 0;
 	}
 	/* The gap before this op; with a schedule, only its lateness. */
@@ -688,8 +697,8 @@ static void *writer_thread(void *arg)
 		}
 		int64_t until, now = now_ns();
 		if (!writer_op(w, now, &until))
-			/* Rate-limited: in short sleeps, so that a pause request is seen soon */
-			sleep_until(until < now + SPIN_NS ? until : now + SPIN_NS);
+			/* Rate-limited: a pause request is seen within PAUSE_SEEN_NS */
+			sleep_until(until < now + PAUSE_SEEN_NS ? until : now + PAUSE_SEEN_NS);
 	}
 	return NULL;
 }

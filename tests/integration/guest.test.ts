@@ -4,7 +4,7 @@
  * corrupted from outside through a shared RAM file, and it refuses bad
  * parameters clearly. Prints the boot time, ops/s and check duration.
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -207,6 +207,38 @@ test('writer threads on 2 vCPUs: each writes its slice, ticks say who did what, 
     }
     await g.channel.waitFor('tick', { timeoutMs: 10_000, since: g.channel.messages.length, predicate: (t) => t.threads!.every((n) => n > 0) });
     process.stdout.write(`    3 writers on 2 vCPUs: ${Math.round(opsPerSecond(ticks))} page writes/s (${each.join(' + ')} in ${ticks.length} ticks)\n`);
+  } finally {
+    await shutdown(g);
+  }
+});
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ, 100 on Linux
+}
+
+test('paced writer threads keep their rate, each its share, and sleep between writes: the vCPUs stay idle', async () => {
+  const g = await boot('paced', guestAppend({ arena_mib: ARENA_MIB, ws_mib: ARENA_MIB / 2, threads: 3, rate: 600 }), undefined, 2);
+  try {
+    const ready = await g.channel.waitFor('ready', { timeoutMs: BOOT_TIMEOUT_MS });
+    assert.equal([ready.threads, ready.rate], [3, 600]);
+    // The first ticks after ready: the boot's leftovers settle.
+    await g.channel.waitFor('tick', { timeoutMs: 30_000, since: g.channel.messages.length, predicate: (t) => t.seq >= 5 });
+    const since = g.channel.messages.length;
+    const cpu0 = cpuSeconds(g.proc.pid);
+    const t0 = performance.now();
+    await g.channel.waitFor('tick', { timeoutMs: 30_000, since, predicate: (t) => t.seq >= 35 });
+    const cores = (cpuSeconds(g.proc.pid) - cpu0) / ((performance.now() - t0) / 1000);
+    const ticks = g.channel.messages.slice(since).flatMap((r) => (r.msg.t === 'tick' ? [r.msg] : []));
+    const rate = opsPerSecond(ticks);
+    const secs = ticks.reduce((a, t) => a + t.interval_ms, 0) / 1000;
+    const each = [0, 1, 2].map((i) => ticks.reduce((a, t) => a + t.threads![i]!, 0) / secs);
+    process.stdout.write(`    3 paced writers at 600/s on 2 vCPUs: ${rate.toFixed(0)} page writes/s (${each.map((n) => n.toFixed(0)).join(' + ')}), QEMU busy ${cores.toFixed(2)} cores\n`);
+    assert.ok(rate > 540 && rate < 660, `600 page writes/s, within 10 %: ${rate.toFixed(0)}`);
+    assert.ok(each.every((n) => n > 160 && n < 240), `200/s each, within 20 %: ${each.map((n) => n.toFixed(0)).join(', ')}`);
+    // A writer that spun for the last ms before each write (5 ms apart) would keep 3 x 20 % of 2 vCPUs busy under TCG.
+    assert.ok(cores < 0.3, `QEMU used ${cores.toFixed(2)} cores: the writers do not sleep between writes`);
   } finally {
     await shutdown(g);
   }
