@@ -111,7 +111,7 @@ export async function startMigration(m: Migration): Promise<void> {
 }
 
 /** KVM's trace events off without counting them (the migration failed, was cancelled, or the engine threw). */
-async function stopAsyncPfTrace(m: Migration): Promise<void> {
+export async function stopAsyncPfTrace(m: Migration): Promise<void> {
   if (!m.asyncPfTracing || !m.link.asyncPfTrace) return;
   m.asyncPfTracing = false;
   await m.link.asyncPfTrace.stop().catch((e: unknown) => warn(`  ${m.run.label}: KVM's trace events could not be turned off: ${(e as Error).message}`));

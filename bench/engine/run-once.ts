@@ -22,7 +22,7 @@ import { policyFor } from '../scenario/policy.ts';
 import { onCleanup } from '../testbed/cleanup.ts';
 import { type Migration, prepareMigration, startHosts } from './arrange.ts';
 import { collect, collectTimeline, failIfNotInjected } from './collect.ts';
-import { observe, startMigration } from './observe.ts';
+import { observe, startMigration, stopAsyncPfTrace } from './observe.ts';
 import { faultPath } from './fault-path.ts';
 import { postMortem } from './postmortem.ts';
 import { newRun, type Run, type RunContext } from './run.ts';
@@ -41,7 +41,13 @@ export async function runOnce(ctx: RunContext, sc: ScenarioParams, w: WorkloadPa
     const { src, dst, bed } = await startHosts(run);
     m = await prepareMigration(run, policyFor(sc), sideOf(src, 'source'), sideOf(dst, 'destination'), bed);
     await startMigration(m);
-    await ctx.hooks?.migrating?.(src, dst);
+    try {
+      await ctx.hooks?.migrating?.(src, dst);
+    } catch (e) {
+      // observe() turns KVM's trace events off however it ends; a hook that throws before it must too.
+      await stopAsyncPfTrace(m);
+      throw e;
+    }
     const outcome = await observe(m, ctx.finishTimeoutS === undefined ? {} : { finishTimeoutMs: ctx.finishTimeoutS * 1000 });
     const where = await collect(m, outcome);
     checking = where;

@@ -32,7 +32,10 @@
  *   {"t":"tick","seq":k,"ms":M,"interval_ms":x,"ops":n,"max_stall_us":s}
  *       every interval. max_stall_us: longest gap between two consecutive
  *       ops in the interval; with a rate limit, the lateness of an op
- *       against its schedule (time idle by design is not a stall).
+ *       against its schedule (time idle by design is not a stall; a
+ *       writer thread sleeps until its op is due, so its lateness has a
+ *       floor: the timer's slack and the guest's wake-up latency, which
+ *       the one writer, spinning its last ms, does not have).
  *       With threads > 1 also "threads":[n0,n1,...] (each writer's ops;
  *       their sum is ops) and "stalls_us":[s0,s1,...] (each one's longest
  *       gap; max_stall_us is the largest).

@@ -237,8 +237,8 @@ test('paced writer threads keep their rate, each its share, and sleep between wr
     process.stdout.write(`    3 paced writers at 600/s on 2 vCPUs: ${rate.toFixed(0)} page writes/s (${each.map((n) => n.toFixed(0)).join(' + ')}), QEMU busy ${cores.toFixed(2)} cores\n`);
     assert.ok(rate > 540 && rate < 660, `600 page writes/s, within 10 %: ${rate.toFixed(0)}`);
     assert.ok(each.every((n) => n > 160 && n < 240), `200/s each, within 20 %: ${each.map((n) => n.toFixed(0)).join(', ')}`);
-    // A writer that spun for the last ms before each write (5 ms apart) would keep 3 x 20 % of 2 vCPUs busy under TCG.
-    assert.ok(cores < 0.3, `QEMU used ${cores.toFixed(2)} cores: the writers do not sleep between writes`);
+    // Sleeping writers: 0.15 cores here; spinning the last ms before each write (5 ms apart): 0.69; waking every ms: 0.44.
+    assert.ok(cores < 0.35, `QEMU used ${cores.toFixed(2)} cores: the writers do not sleep between writes`);
   } finally {
     await shutdown(g);
   }

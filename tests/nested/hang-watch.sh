@@ -4,13 +4,16 @@
 # finished after WATCH_SECONDS, show what it and its VMs are doing before
 # ending them, then exit 124 with "HUNG" in the output. Its VMs are the
 # QEMUs it started, or the program itself when it runs a VM of its own
-# (a KVM selftest):
+# (a KVM selftest); the program is always looked at:
 #  - the guests' serial output (qtests);
-#  - each userfaultfd the program and its QEMUs hold: faults queued and not
-#    yet read by user space ("pending") and faults in all ("total"), from its
-#    fdinfo, twice, 2 s apart: a fault pending while every handler thread
-#    sleeps in poll is a lost wakeup, none pending while a vCPU waits in
-#    handle_userfault is a fault read and never resolved;
+#  - each userfaultfd the program and its QEMUs hold: the faults queued and
+#    not yet read by user space ("pending") and all the faults waiting now
+#    ("total": those read by user space, or taken by an in-kernel resolver,
+#    and not yet resolved, too), from its fdinfo, twice, 2 s apart: a fault
+#    pending while every handler thread sleeps in poll is a lost wake-up; a
+#    fault waiting but not pending while a thread sleeps in handle_userfault
+#    is one read and never resolved, or one the resolver took and never
+#    woke; none waiting, no fault path is holding anything up;
 #  - where every thread waits in the kernel (wchan and kernel stack; not gdb:
 #    the one time it attached to a hung run's QEMUs, the L1 host went down);
 #  - what each thread did in 2 s (user, system and guest CPU time), and what
@@ -24,7 +27,7 @@
 #    emulated since the program started (tracefs; rare in the test guest,
 #    which runs with interrupts off and no IDT of its own).
 #
-#   qtest-watch.sh WATCH_SECONDS PROGRAM [ARGS...]
+#   hang-watch.sh WATCH_SECONDS PROGRAM [ARGS...]
 secs=$1
 shift
 
@@ -144,12 +147,10 @@ uffds() {
     done
 }
 
-# The processes that run a VM: the QEMUs, and the program when it has a KVM VM itself
+# The processes looked at: the QEMUs, and the program (with or without a VM of its own)
 vm_pids() {
     pgrep -f qemu-system-x86_64
-    for d in /sys/kernel/debug/kvm/"$prog"-*; do
-        [ -d "$d" ] && { echo "$prog"; break; }
-    done
+    echo "$prog"
 }
 
 facts() {
@@ -165,17 +166,19 @@ facts() {
             *qemu-system*) role=source src=$p ;;
             *) role=program ;;
         esac
-        echo "== $role QEMU, pid $p: CPU time of its threads in 2 s (ticks of 1/$(getconf CLK_TCK) s), state now"
+        echo "== $role$([ "$role" = program ] || echo ' QEMU'), pid $p: CPU time of its threads in 2 s (ticks of 1/$(getconf CLK_TCK) s), state now"
         thread_times "$p" | while read -r tid comm st u s g; do
             set -- $(grep "^$tid " /tmp/watch.t0.$p)
             echo "-- $comm: $st, user +$((u - ${4:-0})), system +$((s - ${5:-0})), guest +$((g - ${6:-0}))"
         done
-        echo "== $role VM's KVM counters, change in 2 s (total)"
-        kvm_counters "$p" | while read -r name v; do
-            set -- $(grep "^$name " /tmp/watch.k0.$p)
-            echo "-- $name +$((v - ${2:-0})) ($v)"
-        done | tr '\n' ' '
-        echo
+        if [ -s /tmp/watch.k0.$p ]; then
+            echo "== $role VM's KVM counters, change in 2 s (total)"
+            kvm_counters "$p" | while read -r name v; do
+                set -- $(grep "^$name " /tmp/watch.k0.$p)
+                echo "-- $name +$((v - ${2:-0})) ($v)"
+            done | tr '\n' ' '
+            echo
+        fi
         uffds "$p" | while read -r fd pending total; do
             set -- $(grep "^$fd " /tmp/watch.u0.$p)
             echo "== $role's userfaultfd (fd $fd): pending ${2:-?} then $pending, total ${3:-?} then $total (2 s apart)"

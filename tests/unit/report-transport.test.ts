@@ -156,6 +156,9 @@ test('the kernel\'s RDMA resolver per rdma-kernel run: its counters, QEMU\'s sha
   // A QEMU before the kernel's distribution and install time: the mean only, no rest.
   const older = kernelEngineTable(fixtureResult([user, fixtureScenario('full-rdma-kernel', 'postcopy', [{ ...slow(fixtureRun(1), 458_752), postcopy_rdma: kernel(40, { 'read-latency-dist': undefined, 'install-latency': undefined }) }], { switchover: 'qemu', transport: 'rdma-kernel' })]))!.split('\n')[2]!;
   assert.match(older, `| 290 µs / – | – | 3 | ${formatUs(g(458.752 * 1000))} | – |`);
+  // A READ median above the guest's: the estimates leave nothing, and nothing is shown.
+  const slowRead = kernelEngineTable(fixtureResult([user, fixtureScenario('full-rdma-kernel', 'postcopy', [{ ...slow(fixtureRun(1), 458_752), postcopy_rdma: kernel(40, { 'read-latency-dist': [...Array(10).fill(0), 40] }) }], { switchover: 'qemu', transport: 'rdma-kernel' })]))!.split('\n')[2]!;
+  assert.match(slowRead, `| 12 µs | 3 | ${formatUs(g(458.752 * 1000))} | – |`);
   assert.match(rows[2]!, /\| full-rdma-kernel \| 3 \| not reported \| – \| – \|/);
   assert.not.ok(kernelIdle(rk.scenario, rk.runs[0]!));
   assert.ok(kernelIdle(rk.scenario, rk.runs[1]!));
