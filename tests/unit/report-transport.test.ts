@@ -169,6 +169,11 @@ test('the kernel\'s RDMA resolver per rdma-kernel run: its counters, QEMU\'s sha
   assert.match(warned[0]!, "full-rdma-kernel run 2: the kernel's RDMA resolver resolved no fault** — attaching it failed: connecting to 10.213.0.1: timed out");
   assert.match(warned[1]!, 'QEMU reported no `kernel` member');
   assert.is(kernelEngineTable(fixtureResult([user])), undefined);
+  // With the link probe (a 4 KiB READ: 700 µs typical): only slow writes from 700 µs up can be faults. rdma's ~2 ms stay;
+  // rdma-kernel's ~0.5 ms do not, so it has none, and no rest, no ratio.
+  const probed = kernelEngineTable(fixtureResult([user, rk], fixtureEnv({ testbed: 'nested', nested })))!.split('\n');
+  assert.match(probed[0]!, '| guest: slow write p50 (those ≥ 700 µs) |');
+  assert.match(probed[2]!, `| 12 µs | 3 | – | – | – (full-rdma: ${formatUs(g(1_835_008))}) |`);
 });
 
 test.run();
